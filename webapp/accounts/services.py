@@ -1,0 +1,96 @@
+"""Roles, admission of requests (rate and concurrency), and API keys.
+
+Locking rule: a user's chat.send runs inside one transaction that first locks
+the user's row (`SELECT … FOR NO KEY UPDATE`); the count of their live
+responses and the insert of the new one therefore cannot interleave with
+another send of the same user. Nothing else takes that lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.utils import timezone
+
+from webapp.accounts.models import ApiKey
+from webapp.chat.eventlog import sync_redis
+from webapp.common.errors import ArborError
+
+ROLE_GROUPS = ("user", "annotator")
+KEY_PREFIX = "arb_"
+
+
+def user_roles(*, user: AbstractBaseUser | AnonymousUser) -> list[str]:
+    """Return the user's roles: the role groups they are in, plus `admin` for staff."""
+    if not user.is_authenticated:
+        return []
+    roles = sorted(set(user.groups.filter(name__in=ROLE_GROUPS).values_list("name", flat=True)))  # type: ignore[attr-defined]
+    if getattr(user, "is_staff", False):
+        roles.append("admin")
+    return roles
+
+
+def check_request_rate(*, user_id: int, now: float | None = None) -> None:
+    """Count one request against the user's per-minute limit, or refuse it."""
+    limit = settings.ARBOR_DEFAULT_REQUESTS_PER_MINUTE
+    now = time.time() if now is None else now
+    window = int(now // 60)
+    key = f"arbor:rpm:{user_id}:{window}"
+    pipe = sync_redis().pipeline()
+    pipe.incr(key)
+    pipe.expire(key, 120)
+    count = int(pipe.execute()[0])
+    if count > limit:
+        retry = max(1, 60 - int(now % 60))
+        raise ArborError(
+            "rate_limited",
+            f"Too many requests: at most {limit} a minute. Try again in {retry} s.",
+            retry_after_s=retry,
+        )
+
+
+def check_concurrent_streams(*, live_count: int) -> None:
+    """Refuse a new answer while the user already has the maximum generating."""
+    limit = settings.ARBOR_DEFAULT_CONCURRENT_STREAMS
+    if live_count >= limit:
+        raise ArborError(
+            "quota_exceeded",
+            f"You already have {live_count} answers being generated (at most {limit} at once). "
+            "Wait for one to finish or stop it.",
+            retry_after_s=5,
+        )
+
+
+def _hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_api_key(*, user: AbstractBaseUser, name: str = "") -> tuple[ApiKey, str]:
+    """Create a key and return it with its secret, which is shown once and never stored."""
+    raw = KEY_PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(user=user, name=name, prefix=raw[:10], key_hash=_hash_key(raw))
+    return key, raw
+
+
+def user_for_api_key(*, raw: str) -> AbstractBaseUser | None:
+    """Return the active user owning this key, or None."""
+    if not raw.startswith(KEY_PREFIX) or len(raw) > 200:
+        return None
+    key = (
+        ApiKey.objects.select_related("user")
+        .filter(key_hash=_hash_key(raw), revoked_at__isnull=True, user__is_active=True)
+        .first()
+    )
+    if key is None:
+        return None
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    return key.user
+
+
+def get_user_by_username(*, username: str) -> AbstractBaseUser:
+    return get_user_model().objects.get(username=username)

@@ -1,0 +1,125 @@
+"""JSON API for conversations and responses (spec/http-api.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from django.http import HttpRequest
+from ninja import Router, Schema
+from ninja.pagination import PageNumberPagination, paginate
+
+from webapp.chat import selectors
+
+router = Router(tags=["chat"])
+
+
+class ConversationOut(Schema):
+    id: UUID
+    title: str
+    updated_at: datetime
+    model: str
+
+
+class Usage(Schema):
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+
+
+class Timings(Schema):
+    queued_ms: int | None
+    ttft_ms: int | None
+    thinking_ms: int | None
+    total_ms: int | None
+
+
+class ErrorInfo(Schema):
+    code: str
+    message: str
+
+
+class ResponseSummary(Schema):
+    id: UUID
+    status: str
+    model: str
+    finish_reason: str | None
+    usage: Usage | None
+    timings: Timings | None
+    error: ErrorInfo | None
+    last_seq: int
+
+
+class StepOut(Schema):
+    id: str
+    parent_id: str | None
+    index: int
+    kind: str
+    start: int
+    end: int | None
+    title: str
+    status: str
+
+
+class ResponseOut(ResponseSummary):
+    reasoning: str
+    content: str
+    steps: list[StepOut]
+
+
+class MessageOut(Schema):
+    id: UUID
+    parent_id: UUID | None
+    role: str
+    content: str
+    created_at: datetime
+    response: ResponseSummary | None
+
+
+class ConversationDetail(Schema):
+    id: UUID
+    title: str
+    model: str
+    created_at: datetime
+    updated_at: datetime
+    messages: list[MessageOut]
+
+
+class Page(PageNumberPagination):
+    class Input(Schema):
+        page: int = 1
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(page_size=20, **kwargs)
+
+
+@router.get("/conversations", response=list[ConversationOut], summary="The caller's conversations")
+@paginate(Page)
+def list_conversations(request: HttpRequest) -> Any:
+    """List the caller's conversations, newest first, 20 a page."""
+    return [
+        {"id": c.id, "title": c.title, "updated_at": c.updated_at, "model": c.llm.slug}
+        for c in selectors.conversations_for_user(user=request.user)  # type: ignore[arg-type]
+    ]
+
+
+@router.get("/conversations/{conversation_id}", response=ConversationDetail, summary="A conversation")
+def get_conversation(request: HttpRequest, conversation_id: UUID) -> dict[str, Any]:
+    """Return a conversation with its messages as a tree (parent links)."""
+    conversation = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)  # type: ignore[arg-type]
+    return {
+        "id": conversation.id,
+        "title": conversation.title,
+        "model": conversation.llm.slug,
+        "created_at": conversation.created_at,
+        "updated_at": conversation.updated_at,
+        "messages": selectors.conversation_messages(conversation=conversation),
+    }
+
+
+@router.get("/responses/{response_id}", response=ResponseOut, summary="A response")
+def get_response(request: HttpRequest, response_id: UUID) -> dict[str, Any]:
+    """Return a response: status, texts, usage, timings and steps, consistent as of `last_seq`."""
+    response = selectors.response_for_user(user=request.user, response_id=response_id)  # type: ignore[arg-type]
+    return selectors.response_detail(response=response)

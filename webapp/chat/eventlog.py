@@ -1,0 +1,115 @@
+"""The per-response event log: one Redis Stream per response.
+
+Entry ids are `0-<seq>`, chosen by the single writer of a response (the worker
+that claimed it, or a service that ended it before any worker did). Redis
+refuses an id that is not above the stream's top, so a replayed write can never
+duplicate or reorder events. Each entry has one field, `e`, the event as JSON.
+
+Readers: `read_after` for one-shot reads; `EventHub` (hub.py) for live tails.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+import redis.asyncio as aredis
+from django.conf import settings
+
+from webapp.chat.events import Event
+
+KEY_PREFIX = "arbor:events:"
+CANCEL_PREFIX = "arbor:cancel:"
+# Until a response ends its log is kept at least this long; then ARBOR_EVENT_LOG_TTL_S.
+LIVE_TTL_S = 24 * 3600
+
+
+def stream_key(response_id: str) -> str:
+    return f"{KEY_PREFIX}{response_id}"
+
+
+def cancel_key(response_id: str) -> str:
+    return f"{CANCEL_PREFIX}{response_id}"
+
+
+def encode(event: Event) -> str:
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_entries(entries: list[tuple[Any, dict[Any, Any]]]) -> list[Event]:
+    out = []
+    for _entry_id, fields in entries:
+        raw = fields.get(b"e") if b"e" in fields else fields.get("e")
+        out.append(json.loads(raw))
+    return out
+
+
+def entry_id(seq: int) -> str:
+    return f"0-{seq}"
+
+
+# --- sync side (services, reaper) -------------------------------------------------
+
+_sync_client: redis.Redis | None = None
+
+
+def sync_redis() -> redis.Redis:
+    """Return the process-wide Redis client (created on first use, not at import)."""
+    global _sync_client
+    if _sync_client is None:
+        _sync_client = redis.Redis.from_url(settings.REDIS_URL)
+    return _sync_client
+
+
+def append_sync(response_id: str, events: list[Event], *, final: bool = False) -> None:
+    """Append already-numbered events; with `final`, start the log's expiry clock."""
+    client = sync_redis()
+    key = stream_key(response_id)
+    pipe = client.pipeline(transaction=False)
+    for event in events:
+        pipe.xadd(key, {"e": encode(event)}, id=entry_id(event["seq"]))
+    pipe.expire(key, settings.ARBOR_EVENT_LOG_TTL_S if final else LIVE_TTL_S)
+    pipe.execute()
+
+
+def read_all_sync(response_id: str) -> list[Event]:
+    return decode_entries(sync_redis().xrange(stream_key(response_id)))
+
+
+def request_cancel_sync(response_id: str) -> None:
+    sync_redis().set(cancel_key(response_id), b"1", ex=LIVE_TTL_S)
+
+
+# --- async side (worker, consumers) ------------------------------------------------
+
+
+class AsyncEventLog:
+    """Async writer and reader for event logs, over one shared connection pool."""
+
+    def __init__(self, client: aredis.Redis) -> None:
+        self.redis = client
+
+    async def append(self, response_id: str, events: list[Event], *, final: bool = False) -> bool:
+        """Append numbered events and return whether a cancel was requested meanwhile.
+
+        The cancel flag is read in the same round trip, so checking it between
+        chunks costs nothing extra.
+        """
+        key = stream_key(response_id)
+        pipe = self.redis.pipeline(transaction=False)
+        for event in events:
+            pipe.xadd(key, {"e": encode(event)}, id=entry_id(event["seq"]))
+        pipe.expire(key, settings.ARBOR_EVENT_LOG_TTL_S if final else LIVE_TTL_S)
+        pipe.exists(cancel_key(response_id))
+        results = await pipe.execute()
+        return bool(results[-1])
+
+    async def cancel_requested(self, response_id: str) -> bool:
+        return bool(await self.redis.exists(cancel_key(response_id)))
+
+    async def read_after(self, response_id: str, after_seq: int, count: int = 1000) -> list[Event]:
+        entries = await self.redis.xrange(
+            stream_key(response_id), min=f"({entry_id(after_seq)}", max="+", count=count
+        )
+        return decode_entries(entries)

@@ -1,0 +1,495 @@
+"""Writes for conversations and responses. The only code that changes them.
+
+Locking and ordering rules:
+- A user's `send_message` locks the user's row (FOR NO KEY UPDATE) for its short
+  transaction, so concurrency limits and `client_id` idempotency hold under races.
+- A response has one writer at a time, decided by conditional updates on its
+  status: `queued → running` (the worker's claim), `queued → cancelled`
+  (cancel before start), `running → failed` (the reaper). Whoever wins the
+  transition owns the response's event log from then on.
+- Postgres is written before the matching events are appended to the log, so a
+  client that saw an event can always read its effect from the API.
+- Tasks are enqueued on commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from webapp.accounts import services as accounts
+from webapp.chat import eventlog
+from webapp.chat.events import ArchiveBuilder, Event
+from webapp.chat.models import Conversation, EventArchive, Message, Response
+from webapp.common.errors import ArborError
+from webapp.serving import selectors as serving
+from webapp.serving.selectors import EndpointTarget
+from webapp.traces import services as traces
+
+log = logging.getLogger(__name__)
+
+TITLE_CHARS = 80
+LIVE = (Response.Status.QUEUED, Response.Status.RUNNING)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    conversation_id: str
+    user_message_id: str
+    response_id: str
+    model: str
+
+
+def _result(response: Response, *, model: str) -> SendResult:
+    parent_id = Message.objects.filter(pk=response.pk).values_list("parent_id", flat=True).get()
+    return SendResult(
+        conversation_id=str(response.conversation_id),
+        user_message_id=str(parent_id),
+        response_id=str(response.pk),
+        model=model,
+    )
+
+
+def resolve_params(*, defaults: dict[str, Any], limits: dict[str, Any], asked: dict[str, Any]) -> dict[str, Any]:
+    """Merge a request's sampling parameters with the model's defaults and bounds."""
+    params: dict[str, Any] = {
+        "temperature": 0.6,
+        "top_p": 0.95,
+        "max_tokens": settings.ARBOR_DEFAULT_MAX_TOKENS,
+    }
+    params.update({k: v for k, v in defaults.items() if k in params})
+    params.update({k: v for k, v in asked.items() if k in params and v is not None})
+    for key, bound in limits.items():
+        if key in params and bound is not None and params[key] > bound:
+            params[key] = bound
+    params["max_tokens"] = max(1, int(params["max_tokens"]))
+    return params
+
+
+def _title_from(content: str) -> str:
+    line = " ".join(content.split())
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1].rstrip() + "…"
+
+
+def send_message(
+    *,
+    user: AbstractBaseUser,
+    content: str,
+    conversation_id: UUID | None = None,
+    parent_id: UUID | None = None,
+    model: str | None = None,
+    params: dict[str, Any] | None = None,
+    client_id: str | None = None,
+    source: str = Conversation.Source.CHAT,
+) -> SendResult:
+    """Store a user message and a queued response to it, and enqueue generation."""
+    if client_id:
+        existing = Response.objects.filter(user=user, client_id=client_id).select_related("llm").first()
+        if existing is not None:
+            return _result(existing, model=existing.llm.slug)
+    if not content.strip():
+        raise ArborError("invalid_request", "The message is empty.")
+    if len(content) > settings.ARBOR_MAX_PROMPT_CHARS:
+        raise ArborError(
+            "too_large",
+            f"The message is {len(content)} characters long; the limit is "
+            f"{settings.ARBOR_MAX_PROMPT_CHARS}.",
+        )
+    conversation = None
+    if conversation_id is not None:
+        conversation = Conversation.objects.filter(pk=conversation_id, user=user).first()
+        if conversation is None:
+            raise ArborError("not_found", "No such conversation.")
+    llm = serving.llm_for_user(user=user, slug=model or (conversation.llm.slug if conversation else None))
+    if not serving.has_live_endpoint(llm=llm):
+        raise ArborError("model_unavailable", f"{llm.name} is not available right now.")
+    resolved = resolve_params(defaults=llm.default_params, limits=llm.max_params, asked=params or {})
+    accounts.check_request_rate(user_id=user.pk)
+    try:
+        with transaction.atomic():
+            response = _create_turn(
+                user=user,
+                conversation=conversation,
+                llm=llm,
+                content=content,
+                parent_id=parent_id,
+                params=resolved,
+                client_id=client_id,
+                source=source,
+            )
+    except IntegrityError:
+        # A concurrent send with the same client_id won; answer with its ids.
+        existing = Response.objects.filter(user=user, client_id=client_id).select_related("llm").first()
+        if existing is None:
+            raise
+        return _result(existing, model=existing.llm.slug)
+    return _result(response, model=llm.slug)
+
+
+def _create_turn(
+    *,
+    user: AbstractBaseUser,
+    conversation: Conversation | None,
+    llm: Any,
+    content: str,
+    parent_id: UUID | None,
+    params: dict[str, Any],
+    client_id: str | None,
+    source: str,
+) -> Response:
+    get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk).get()
+    live = Response.objects.filter(user=user, status__in=LIVE).count()
+    accounts.check_concurrent_streams(live_count=live)
+    now = timezone.now()
+    if conversation is None:
+        conversation = Conversation.objects.create(
+            user=user, llm=llm, title=_title_from(content), source=source
+        )
+        parent = None
+    elif parent_id is not None:
+        parent = Message.objects.filter(pk=parent_id, conversation=conversation).first()
+        if parent is None:
+            raise ArborError("not_found", "No such message in this conversation.")
+    else:
+        parent = conversation.messages.order_by("-created_at").first()
+    user_message = Message.objects.create(
+        conversation=conversation, parent=parent, role=Message.Role.USER, content=content
+    )
+    assistant = Message.objects.create(
+        conversation=conversation, parent=user_message, role=Message.Role.ASSISTANT
+    )
+    response = Response.objects.create(
+        message=assistant,
+        user=user,
+        conversation=conversation,
+        llm=llm,
+        params=params,
+        client_id=client_id or None,
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(updated_at=now, llm=llm)
+    response_id = str(response.pk)
+
+    def enqueue() -> None:
+        from webapp.chat.tasks import generate_response
+
+        generate_response.delay(response_id)
+
+    transaction.on_commit(enqueue)
+    return response
+
+
+def cancel_response(*, user: AbstractBaseUser, response_id: UUID) -> None:
+    """Stop a response; idempotent, and a no-op once it has ended."""
+    response = Response.objects.filter(pk=response_id, user=user).only("status").first()
+    if response is None:
+        raise ArborError("not_found", "No such response.")
+    if response.is_terminal:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        won = Response.objects.filter(pk=response_id, status=Response.Status.QUEUED).update(
+            status=Response.Status.CANCELLED, finished_at=now, last_seq=1
+        )
+        if won:
+            # No worker will ever own this response: write its whole log here.
+            event: Event = {"type": "response.cancelled", "response_id": str(response_id), "seq": 1}
+            archive = ArchiveBuilder()
+            archive.add(event)
+            EventArchive.objects.create(response_id=response_id, index=archive.index)
+            transaction.on_commit(lambda: eventlog.append_sync(str(response_id), [event], final=True))
+            return
+    # Running (or just claimed): the worker checks this flag between chunks.
+    eventlog.request_cancel_sync(str(response_id))
+
+
+# --- the worker's side ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GenerationJob:
+    """Everything a worker needs to generate one response, read in one go."""
+
+    response_id: str
+    llm_slug: str
+    served_model_name: str
+    messages: list[dict[str, str]]
+    params: dict[str, Any]
+    endpoints: list[EndpointTarget]
+    created_at: datetime
+    started_at: datetime
+
+
+def claim_response(*, response_id: str, worker: str) -> GenerationJob | None:
+    """Take a queued response for generation; None if it is not queued (any more)."""
+    now = timezone.now()
+    won = Response.objects.filter(pk=response_id, status=Response.Status.QUEUED).update(
+        status=Response.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200]
+    )
+    if not won:
+        return None
+    response = Response.objects.select_related("llm").get(pk=response_id)
+    return GenerationJob(
+        response_id=response_id,
+        llm_slug=response.llm.slug,
+        served_model_name=response.llm.served_model_name,
+        messages=context_messages(response=response),
+        params=response.params,
+        endpoints=serving.endpoint_candidates(llm_id=response.llm_id),
+        created_at=response.created_at,
+        started_at=now,
+    )
+
+
+def context_messages(*, response: Response) -> list[dict[str, str]]:
+    """Return the branch ending at this response as chat messages, without reasoning.
+
+    DeepSeek advises against sending earlier thoughts back to R1: earlier
+    assistant turns contribute their answers only.
+    """
+    rows = {
+        m.pk: m
+        for m in Message.objects.filter(conversation_id=response.conversation_id).select_related(
+            "response"
+        )
+    }
+    chain: list[dict[str, str]] = []
+    node = rows[response.pk].parent_id
+    while node is not None:
+        message = rows[node]
+        if message.role == Message.Role.USER:
+            chain.append({"role": "user", "content": message.content})
+        else:
+            answer = getattr(message, "response", None)
+            if answer is not None and answer.content:
+                chain.append({"role": "assistant", "content": answer.content})
+        node = message.parent_id
+    chain.reverse()
+    return chain
+
+
+def save_progress(
+    *,
+    response_id: str,
+    reasoning: str,
+    content: str,
+    last_seq: int,
+    steps: list[dict[str, Any]],
+    endpoint_id: int | None,
+    first_token_at: datetime | None,
+    answer_started_at: datetime | None,
+) -> bool:
+    """Flush a running response's text and steps; False if it is no longer ours to write."""
+    with transaction.atomic():
+        fields: dict[str, Any] = {
+            "reasoning": reasoning,
+            "content": content,
+            "last_seq": last_seq,
+            "heartbeat_at": timezone.now(),
+            "endpoint_id": endpoint_id,
+        }
+        if first_token_at is not None:
+            fields["first_token_at"] = first_token_at
+        if answer_started_at is not None:
+            fields["answer_started_at"] = answer_started_at
+        updated = Response.objects.filter(pk=response_id, status=Response.Status.RUNNING).update(
+            **fields
+        )
+        if updated and steps:
+            traces.save_steps(response_id=response_id, steps=steps)
+    return bool(updated)
+
+
+def heartbeat(*, response_id: str) -> bool:
+    """Prove the worker is alive while the engine is quiet; False if no longer ours."""
+    return bool(
+        Response.objects.filter(pk=response_id, status=Response.Status.RUNNING).update(
+            heartbeat_at=timezone.now()
+        )
+    )
+
+
+def finish_response(
+    *,
+    response_id: str,
+    status: str,
+    archive: ArchiveBuilder,
+    steps: list[dict[str, Any]],
+    finish_reason: str = "",
+    usage: dict[str, int] | None = None,
+    error: dict[str, str] | None = None,
+    endpoint_id: int | None = None,
+    first_token_at: datetime | None = None,
+    answer_started_at: datetime | None = None,
+    finished_at: datetime,
+) -> bool:
+    """Store a response's final state and event archive in one transaction.
+
+    `archive` already holds every event including the terminal one. Returns
+    False if the response was no longer running (the reaper ended it first).
+    """
+    usage = usage or {}
+    error = error or {}
+    with transaction.atomic():
+        updated = Response.objects.filter(pk=response_id, status=Response.Status.RUNNING).update(
+            status=status,
+            reasoning=archive.reasoning,
+            content=archive.content,
+            last_seq=archive.last_seq,
+            finish_reason=finish_reason,
+            prompt_tokens=usage.get("prompt_tokens"),
+            completion_tokens=usage.get("completion_tokens"),
+            reasoning_tokens=usage.get("reasoning_tokens"),
+            error_code=error.get("code", ""),
+            error_message=error.get("message", ""),
+            endpoint_id=endpoint_id,
+            first_token_at=first_token_at,
+            answer_started_at=answer_started_at,
+            finished_at=finished_at,
+            heartbeat_at=finished_at,
+        )
+        if not updated:
+            return False
+        traces.save_steps(response_id=response_id, steps=steps)
+        EventArchive.objects.update_or_create(response_id=response_id, defaults={"index": archive.index})
+        Conversation.objects.filter(messages__pk=response_id).update(updated_at=finished_at)
+    return True
+
+
+def timings(
+    *,
+    created_at: datetime,
+    started_at: datetime | None,
+    first_token_at: datetime | None,
+    answer_started_at: datetime | None,
+    finished_at: datetime | None,
+) -> dict[str, int | None]:
+    """Return the protocol's timings in milliseconds (None where not reached)."""
+
+    def ms(a: datetime | None, b: datetime | None) -> int | None:
+        return None if a is None or b is None else max(0, round((b - a).total_seconds() * 1000))
+
+    return {
+        "queued_ms": ms(created_at, started_at),
+        "ttft_ms": ms(created_at, first_token_at),
+        "thinking_ms": ms(first_token_at, answer_started_at or finished_at),
+        "total_ms": ms(created_at, finished_at),
+    }
+
+
+# --- the reaper ------------------------------------------------------------------
+
+WORKER_LOST = {
+    "code": "worker_lost",
+    "message": "The worker generating this answer stopped. The text generated so far is kept.",
+}
+NEVER_STARTED = {
+    "code": "not_started",
+    "message": "No worker picked this request up in time. Please send it again.",
+}
+
+
+def reap_stale_responses(*, now: datetime | None = None) -> int:
+    """End responses whose worker died (no heartbeat) or that never started, keeping their text."""
+    now = now or timezone.now()
+    reaped = 0
+    stale_running = Response.objects.filter(
+        status=Response.Status.RUNNING,
+        heartbeat_at__lt=now - timedelta(seconds=settings.ARBOR_HEARTBEAT_TIMEOUT_S),
+    ).values_list("pk", flat=True)
+    for response_id in list(stale_running[:100]):
+        reaped += _reap_running(response_id=str(response_id), now=now)
+    stale_queued = Response.objects.filter(
+        status=Response.Status.QUEUED,
+        created_at__lt=now - timedelta(seconds=settings.ARBOR_QUEUED_TIMEOUT_S),
+    ).values_list("pk", flat=True)
+    for response_id in list(stale_queued[:100]):
+        reaped += _reap_queued(response_id=str(response_id), now=now)
+    return reaped
+
+
+def _reap_running(*, response_id: str, now: datetime) -> int:
+    cutoff = now - timedelta(seconds=settings.ARBOR_HEARTBEAT_TIMEOUT_S)
+    with transaction.atomic():
+        response = (
+            Response.objects.select_for_update(skip_locked=True)
+            .filter(pk=response_id, status=Response.Status.RUNNING, heartbeat_at__lt=cutoff)
+            .first()
+        )
+        if response is None:
+            return 0
+        # The log holds everything the user saw, including text not yet flushed.
+        events = eventlog.read_all_sync(response_id)
+        archive = ArchiveBuilder()
+        steps: dict[str, dict[str, Any]] = {}
+        for event in events:
+            if event.get("seq") != archive.last_seq + 1 or event["type"] in (
+                "response.completed",
+                "response.failed",
+                "response.cancelled",
+            ):
+                break
+            archive.add(event)
+            if event["type"] in ("step.added", "step.updated"):
+                steps[event["step"]["id"]] = event["step"]
+        tail: list[Event] = []
+        if archive.last_seq == 0 and (response.reasoning or response.content):
+            # The log itself is gone (Redis lost it): keep what Postgres has.
+            if response.reasoning:
+                tail.append({"type": "reasoning.delta", "text": response.reasoning})
+            if response.content:
+                tail.append({"type": "content.delta", "text": response.content})
+        for step in steps.values():
+            if step["status"] == "open" or step["end"] is None:
+                closed = {**step, "status": "closed", "end": step["end"] or len(archive.reasoning)}
+                tail.append({"type": "step.updated", "step": closed})
+                steps[step["id"]] = closed
+        tail.append({"type": "response.failed", "error": WORKER_LOST})
+        for event in tail:
+            event.update(response_id=response_id, seq=archive.last_seq + 1)
+            archive.add(event)
+        if not steps and archive.reasoning:
+            from inference.reasoning import build_steps
+
+            steps = {s["id"]: dict(s) for s in build_steps(archive.reasoning)}
+        Response.objects.filter(pk=response_id).update(
+            status=Response.Status.FAILED,
+            reasoning=archive.reasoning,
+            content=archive.content,
+            last_seq=archive.last_seq,
+            error_code=WORKER_LOST["code"],
+            error_message=WORKER_LOST["message"],
+            finished_at=now,
+        )
+        traces.save_steps(response_id=response_id, steps=list(steps.values()))
+        EventArchive.objects.update_or_create(response_id=response_id, defaults={"index": archive.index})
+        transaction.on_commit(lambda: eventlog.append_sync(response_id, tail, final=True))
+    log.warning("reaped response %s: worker lost, %d events kept", response_id, len(events))
+    return 1
+
+
+def _reap_queued(*, response_id: str, now: datetime) -> int:
+    with transaction.atomic():
+        won = Response.objects.filter(pk=response_id, status=Response.Status.QUEUED).update(
+            status=Response.Status.FAILED,
+            error_code=NEVER_STARTED["code"],
+            error_message=NEVER_STARTED["message"],
+            finished_at=now,
+            last_seq=1,
+        )
+        if not won:
+            return 0
+        event: Event = {"type": "response.failed", "response_id": response_id, "seq": 1, "error": NEVER_STARTED}
+        archive = ArchiveBuilder()
+        archive.add(event)
+        EventArchive.objects.create(response_id=response_id, index=archive.index)
+        transaction.on_commit(lambda: eventlog.append_sync(response_id, [event], final=True))
+    return 1

@@ -1,0 +1,192 @@
+"""Settings for Arbor, read strictly from the environment.
+
+Every knob is an environment variable (a `.env` file in the project root is
+read too, which is how `make run` keeps its generated secret). Values are
+parsed strictly: a malformed value stops the process with the variable's name
+in the message instead of being silently replaced by a default.
+"""
+
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+from environs import Env, EnvError
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = Env(eager=True)
+env.read_env(str(BASE_DIR / ".env"), recurse=False, override=False)
+
+try:
+    SECRET_KEY = env.str("ARBOR_SECRET_KEY")
+except EnvError as exc:
+    raise ImproperlyConfigured(
+        "ARBOR_SECRET_KEY is not set. Put it in the environment or in .env "
+        "(`make .env` writes one with a fresh random key)."
+    ) from exc
+if len(SECRET_KEY) < 32:
+    raise ImproperlyConfigured("ARBOR_SECRET_KEY must be at least 32 characters long.")
+
+DEBUG = env.bool("ARBOR_DEBUG", False)
+ALLOWED_HOSTS = env.list("ARBOR_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env.list("ARBOR_CSRF_TRUSTED_ORIGINS", [])
+# Behind a TLS-terminating proxy: secure cookies and HSTS.
+ARBOR_TLS = env.bool("ARBOR_TLS", False)
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_vite",
+    "webapp.accounts.apps.AccountsConfig",
+    "webapp.serving.apps.ServingConfig",
+    "webapp.chat.apps.ChatConfig",
+    "webapp.traces.apps.TracesConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "webapp.urls"
+ASGI_APPLICATION = "webapp.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "webapp" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Postgres through psycopg 3 with Django's connection pool. The pool is what
+# lets a worker holding hundreds of streams use a handful of connections: code
+# takes a connection for each flush and gives it back (see chat/generation.py).
+DATABASES = {"default": env.dj_db_url("DATABASE_URL", "postgres://root@127.0.0.1:5432/arbor")}
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    "min_size": 1,
+    "max_size": env.int("ARBOR_DB_POOL_MAX", 10),
+    "timeout": 10,
+}
+DATABASES["default"]["TEST"] = {"NAME": env.str("ARBOR_TEST_DATABASE", "test_arbor")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+
+# Celery: Redis broker. Generation tasks are late-acked with prefetch 1 so a
+# worker that dies gives its message back; the claim in the task makes a
+# redelivery harmless.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_REJECT_ON_WORKER_LOST = False
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_ROUTES = {"webapp.chat.tasks.generate_response": {"queue": "generation"}}
+CELERY_BEAT_SCHEDULE = {
+    "reap-stale-responses": {
+        "task": "webapp.chat.tasks.reap_stale_responses",
+        "schedule": env.float("ARBOR_REAPER_INTERVAL_S", 10.0),
+    },
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+FRONTEND_DIST = BASE_DIR / "frontend" / "dist"
+STATICFILES_DIRS = [FRONTEND_DIST]
+# Serve straight from the finders: `make run` needs no collectstatic step.
+WHITENOISE_USE_FINDERS = True
+DJANGO_VITE = {
+    "default": {
+        "dev_mode": False,
+        "manifest_path": FRONTEND_DIST / "manifest.json",
+    }
+}
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SECURE = ARBOR_TLS
+CSRF_COOKIE_SECURE = ARBOR_TLS
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if ARBOR_TLS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = 31536000
+
+# Arbor's own knobs.
+ARBOR_MAX_PROMPT_CHARS = env.int("ARBOR_MAX_PROMPT_CHARS", 32_000)
+ARBOR_MAX_FRAME_BYTES = env.int("ARBOR_MAX_FRAME_BYTES", 256 * 1024)
+ARBOR_MAX_SUBSCRIPTIONS_PER_SOCKET = env.int("ARBOR_MAX_SUBSCRIPTIONS_PER_SOCKET", 32)
+# Event log: deltas are coalesced into batches of this many milliseconds.
+ARBOR_COALESCE_MS = env.int("ARBOR_COALESCE_MS", 25)
+ARBOR_FLUSH_INTERVAL_S = env.float("ARBOR_FLUSH_INTERVAL_S", 1.0)
+ARBOR_EVENT_LOG_TTL_S = env.int("ARBOR_EVENT_LOG_TTL_S", 3600)
+ARBOR_ENGINE_CONNECT_TIMEOUT_S = env.float("ARBOR_ENGINE_CONNECT_TIMEOUT_S", 5.0)
+ARBOR_ENGINE_STALL_TIMEOUT_S = env.float("ARBOR_ENGINE_STALL_TIMEOUT_S", 60.0)
+ARBOR_GENERATION_MAX_S = env.float("ARBOR_GENERATION_MAX_S", 3 * 3600)
+ARBOR_HEARTBEAT_TIMEOUT_S = env.float("ARBOR_HEARTBEAT_TIMEOUT_S", 30.0)
+ARBOR_QUEUED_TIMEOUT_S = env.float("ARBOR_QUEUED_TIMEOUT_S", 900.0)
+# Threads (hence at most as many Postgres connections) a worker process uses for its streams.
+ARBOR_WORKER_DB_THREADS = env.int("ARBOR_WORKER_DB_THREADS", 4)
+# Defaults until per-user quotas exist: per-user request rate and streams.
+ARBOR_DEFAULT_REQUESTS_PER_MINUTE = env.int("ARBOR_DEFAULT_REQUESTS_PER_MINUTE", 20)
+ARBOR_DEFAULT_CONCURRENT_STREAMS = env.int("ARBOR_DEFAULT_CONCURRENT_STREAMS", 4)
+ARBOR_DEFAULT_MAX_TOKENS = env.int("ARBOR_DEFAULT_MAX_TOKENS", 32_768)
+ARBOR_EMULATOR_URL = env.str("ARBOR_EMULATOR_URL", "http://127.0.0.1:30000")
+# Show the demo accounts on the login page (`make run` turns it on).
+ARBOR_DEMO_HINTS = env.bool("ARBOR_DEMO_HINTS", False)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("ARBOR_LOG_LEVEL", "INFO")},
+    "loggers": {"httpx": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+}
+
+# The demo accounts `seed_demo` creates (and the login page shows when
+# ARBOR_DEMO_HINTS is on). Demo only: never enable the hints in production.
+ARBOR_DEMO_USERS = [
+    {"username": "alice", "password": "alice-arbor-demo", "role": "user"},
+    {"username": "annotator", "password": "annotator-arbor-demo", "role": "annotator"},
+    {"username": "admin", "password": "admin-arbor-demo", "role": "admin"},
+]

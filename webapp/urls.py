@@ -1,0 +1,29 @@
+from django.conf import settings
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from webapp.api import api
+from webapp.chat import views as chat_views
+from webapp.common import views as common_views
+
+
+class LoginView(auth_views.LoginView):
+    redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs):  # type: ignore[no-untyped-def]
+        context = super().get_context_data(**kwargs)
+        context["demo_users"] = settings.ARBOR_DEMO_USERS if settings.ARBOR_DEMO_HINTS else []
+        return context
+
+
+urlpatterns = [
+    path("", chat_views.chat, name="chat"),
+    path("c/<uuid:conversation_id>/", chat_views.chat, name="conversation"),
+    path("accounts/login/", LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+    path("api/", api.urls),
+    path("healthz", common_views.healthz, name="healthz"),
+    path("readyz", common_views.readyz, name="readyz"),
+]
