@@ -6,7 +6,7 @@ PY := .venv/bin/python
 VENV := .venv/.installed-stamp
 NODE_DEPS := frontend/node_modules/.installed-stamp
 FRONTEND_BUILD := frontend/dist/manifest.json
-FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/index.html frontend/vite.config.ts frontend/tsconfig.json
+FRONTEND_SOURCES := $(shell find frontend/src -type f 2>/dev/null) frontend/vite.config.ts frontend/tsconfig.json
 
 .PHONY: help run test install services database migrate seed frontend lint typecheck test-python test-frontend browser clean
 

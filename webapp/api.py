@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.http import Http404, HttpRequest, HttpResponse
@@ -11,6 +12,8 @@ from ninja.security import HttpBearer, SessionAuth
 
 from webapp.accounts.services import user_for_api_key
 from webapp.common.errors import ArborError
+
+log = logging.getLogger(__name__)
 
 
 class ApiKeyAuth(HttpBearer):
@@ -70,6 +73,12 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     code = {403: "forbidden", 404: "not_found", 405: "invalid_request"}.get(exc.status_code, "invalid_request")
     return error_response(request, exc.status_code, code, str(exc))
+
+
+@api.exception_handler(Exception)
+def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    log.exception("API request failed: %s %s", request.method, request.path)
+    return error_response(request, 500, "internal", "Something went wrong on our side.")
 
 
 def _register() -> None:

@@ -82,11 +82,12 @@ TEMPLATES = [
 # takes a connection for each flush and gives it back (see chat/generation.py).
 DATABASES = {"default": env.dj_db_url("DATABASE_URL", "postgres://root@127.0.0.1:5432/arbor")}
 DATABASES["default"]["CONN_MAX_AGE"] = 0
-DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-    "min_size": 1,
-    "max_size": env.int("ARBOR_DB_POOL_MAX", 10),
-    "timeout": 10,
-}
+if env.bool("ARBOR_DB_POOL", True):
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": env.int("ARBOR_DB_POOL_MAX", 10),
+        "timeout": 10,
+    }
 DATABASES["default"]["TEST"] = {"NAME": env.str("ARBOR_TEST_DATABASE", "test_arbor")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -86,16 +86,8 @@ class ConversationDetail(Schema):
     messages: list[MessageOut]
 
 
-class Page(PageNumberPagination):
-    class Input(Schema):
-        page: int = 1
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(page_size=20, **kwargs)
-
-
 @router.get("/conversations", response=list[ConversationOut], summary="The caller's conversations")
-@paginate(Page)
+@paginate(PageNumberPagination, page_size=20)
 def list_conversations(request: HttpRequest) -> Any:
     """List the caller's conversations, newest first, 20 a page."""
     return [

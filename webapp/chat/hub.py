@@ -74,7 +74,10 @@ class Subscription:
 
 class EventHub:
     def __init__(self, redis_url: str) -> None:
-        self._reader = aredis.Redis.from_url(redis_url, single_connection_client=True)
+        # redis-py's default 5 s socket timeout would cut the blocking read short.
+        self._reader = aredis.Redis.from_url(
+            redis_url, single_connection_client=True, socket_timeout=BLOCK_MS / 1000 + 10
+        )
         self._control = aredis.Redis.from_url(redis_url)
         self._reader_id: int | None = None
         self._subs: dict[str, set[Subscription]] = {}
