@@ -14,7 +14,7 @@ os.environ.setdefault("ARBOR_DEBUG", "false")
 # The processes it starts turn the pool back on (tests/conftest.py).
 os.environ.setdefault("ARBOR_DB_POOL", "false")
 
-from webapp.settings import *  # noqa: E402,F403
+from webapp.settings import *  # noqa: F403
 
 # Fast password hashing: tests create many users.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -24,7 +24,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, *, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_http(
+    url: str, *, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
@@ -49,7 +51,11 @@ class Proc:
         LOGS.mkdir(parents=True, exist_ok=True)
         log = open(LOGS / f"{self.name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.popen = subprocess.Popen(
-            list(self.argv), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            list(self.argv),
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -96,13 +102,34 @@ class Stack:
         py = sys.executable
         self._proc(
             "emulator",
-            [py, "-m", "inference.emulator", "--host", "127.0.0.1", "--port", str(self.emulator_port),
-             "--tps", "400", "--ttft-ms", "50", "--enable-metrics"],
+            [
+                py,
+                "-m",
+                "inference.emulator",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.emulator_port),
+                "--tps",
+                "400",
+                "--ttft-ms",
+                "50",
+                "--enable-metrics",
+            ],
         ).start()
         self.start_worker()
         self._proc(
             "web",
-            [py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.web_port), "webapp.asgi:application"],
+            [
+                py,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(self.web_port),
+                "webapp.asgi:application",
+            ],
         ).start()
         wait_http(self.emulator_url + "/health", proc=self.procs["emulator"].popen)
         wait_http(self.web_url + "/healthz", proc=self.procs["web"].popen)
@@ -110,9 +137,26 @@ class Stack:
     def start_worker(self, name: str = "worker") -> Proc:
         proc = self._proc(
             name,
-            [sys.executable, "-m", "celery", "-A", "webapp", "worker", "--pool", "threads",
-             "--concurrency", "32", "--queues", "generation,celery", "--loglevel", "INFO",
-             "--without-gossip", "--without-mingle", "--hostname", f"{name}@%h"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "webapp",
+                "worker",
+                "--pool",
+                "threads",
+                "--concurrency",
+                "32",
+                "--queues",
+                "generation,celery",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--hostname",
+                f"{name}@%h",
+            ],
         )
         proc.start()
         return proc

@@ -41,7 +41,9 @@ api = NinjaAPI(
 def error_response(
     request: HttpRequest, status: int, code: str, message: str, retry_after_s: int | None = None
 ) -> HttpResponse:
-    response = api.create_response(request, {"error": {"code": code, "message": message}}, status=status)
+    response = api.create_response(
+        request, {"error": {"code": code, "message": message}}, status=status
+    )
     if retry_after_s is not None:
         response["Retry-After"] = str(retry_after_s)
     return response
@@ -56,7 +58,9 @@ def _arbor_error(request: HttpRequest, exc: ArborError) -> HttpResponse:
 def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
     first = exc.errors[0] if exc.errors else {}
     where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
-    return error_response(request, 400, "invalid_request", f"{where}: {first.get('msg', 'invalid')}")
+    return error_response(
+        request, 400, "invalid_request", f"{where}: {first.get('msg', 'invalid')}"
+    )
 
 
 @api.exception_handler(AuthenticationError)
@@ -71,7 +75,9 @@ def _not_found(request: HttpRequest, exc: Http404) -> HttpResponse:
 
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    code = {403: "forbidden", 404: "not_found", 405: "invalid_request"}.get(exc.status_code, "invalid_request")
+    code = {403: "forbidden", 404: "not_found", 405: "invalid_request"}.get(
+        exc.status_code, "invalid_request"
+    )
     return error_response(request, exc.status_code, code, str(exc))
 
 

@@ -17,6 +17,8 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # Origins not in ALLOWED_HOSTS are refused at the handshake.
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        ),
     }
 )

@@ -28,7 +28,7 @@ if len(SECRET_KEY) < 32:
 
 DEBUG = env.bool("ARBOR_DEBUG", False)
 ALLOWED_HOSTS = env.list("ARBOR_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
-CSRF_TRUSTED_ORIGINS = env.list("ARBOR_CSRF_TRUSTED_ORIGINS", [])
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("ARBOR_CSRF_TRUSTED_ORIGINS", [])
 # Behind a TLS-terminating proxy: secure cookies and HSTS.
 ARBOR_TLS = env.bool("ARBOR_TLS", False)
 
@@ -93,7 +93,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", "redis://127.0.0.1:6379/0")
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+}
 
 # Celery: Redis broker. Generation tasks are late-acked with prefetch 1 so a
 # worker that dies gives its message back; the claim in the task makes a
@@ -111,6 +113,10 @@ CELERY_BEAT_SCHEDULE = {
     "reap-stale-responses": {
         "task": "webapp.chat.tasks.reap_stale_responses",
         "schedule": env.float("ARBOR_REAPER_INTERVAL_S", 10.0),
+    },
+    "check-endpoints": {
+        "task": "webapp.serving.tasks.check_endpoints",
+        "schedule": env.float("ARBOR_HEALTH_INTERVAL_S", 15.0),
     },
 }
 

@@ -10,7 +10,7 @@ import {
 import type { ResponseState } from "./lib/reducer";
 import { ChatSocket, RequestError } from "./lib/socket";
 import type { ConnState } from "./lib/socket";
-import { activeBranch, addMessage, buildTree, removeMessage } from "./lib/tree";
+import { activeBranch, addMessage, buildTree, removeMessage, selectPathTo, stepSibling } from "./lib/tree";
 import type { MessageTree } from "./lib/tree";
 import type {
   Boot, ConversationItem, ErrorFrame, Message, ResponseCreatedFrame, ResponseEvent, ResponseSnapshot,
@@ -69,6 +69,8 @@ export interface ViewState {
   title: string;
   model: string | null;
   tree: MessageTree;
+  /** Branch choices (parent id -> child id); see lib/tree.ts. */
+  sel: ReadonlyMap<string, string>;
   loading: boolean;
   error: string | null;
 }
@@ -76,7 +78,7 @@ export interface ViewState {
 const emptyTree = (): MessageTree => buildTree([]);
 
 export const conn = signal<{ state: ConnState; retryInMs?: number }>({ state: "connecting" });
-export const view = signal<ViewState>({ id: null, title: "", model: null, tree: emptyTree(), loading: false, error: null });
+export const view = signal<ViewState>({ id: null, title: "", model: null, tree: emptyTree(), sel: new Map(), loading: false, error: null });
 export const conversations = signal<ConversationItem[]>([]);
 export const conversationsCount = signal(0);
 export const conversationsLoading = signal(false);
@@ -87,7 +89,7 @@ export const stopping = signal<string | null>(null);
 export const composerRestore = signal<{ text: string; n: number } | null>(null);
 export const announce = signal("");
 
-export const branch = computed(() => activeBranch(view.value.tree));
+export const branch = computed(() => activeBranch(view.value.tree, view.value.sel));
 
 // Response states: one signal each, so only the turn that changes re-renders.
 const responseSignals = new Map<string, Signal<ResponseState>>();
@@ -197,7 +199,7 @@ function adoptSnapshot(snap: ResponseSnapshot): void {
   let st = fromSnapshot(snap);
   // Events that arrived ahead of the snapshot are replayed by the sequencer.
   const seqr = sequencers.get(snap.id);
-  if (cur && seqr) st = { ...st, startedAt: cur.startedAt };
+  if (cur && seqr) st = { ...st, startedAt: cur.startedAt ?? st.startedAt };
   setLive(st);
   if (!isTerminal(st)) socket.subscribe(snap.id, st.lastSeq);
 }
@@ -220,22 +222,24 @@ export function navigate(path: string, push = true): void {
 
 export function newChat(): void {
   navToken++;
-  view.value = { id: null, title: "", model: null, tree: emptyTree(), loading: false, error: null };
+  view.value = { id: null, title: "", model: null, tree: emptyTree(), sel: new Map(), loading: false, error: null };
   document.title = "New chat · Arbor";
 }
 
 export async function openConversation(id: string): Promise<void> {
   const token = ++navToken;
-  const keepTree = view.value.id === id ? view.value.tree : emptyTree();
-  view.value = { ...view.value, id, tree: keepTree, loading: true, error: null };
+  const same = view.value.id === id;
+  const keepTree = same ? view.value.tree : emptyTree();
+  const keepSel = same ? view.value.sel : new Map<string, string>();
+  view.value = { ...view.value, id, tree: keepTree, sel: keepSel, loading: true, error: null };
   try {
     const conv = await api.conversation(id);
     if (token !== navToken) return;
     const tree = buildTree(conv.messages);
-    view.value = { id: conv.id, title: conv.title, model: conv.model, tree, loading: false, error: null };
+    view.value = { id: conv.id, title: conv.title, model: conv.model, tree, sel: keepSel, loading: false, error: null };
     document.title = `${conv.title || "Conversation"} · Arbor`;
     if (conv.model && boot.models.some((m) => m.slug === conv.model)) selectedModel.value = conv.model;
-    hydrateResponses(activeBranch(tree));
+    hydrateResponses(activeBranch(tree, keepSel));
   } catch (e) {
     if (token !== navToken) return;
     const err = e as ApiError;
@@ -342,7 +346,7 @@ export function send(text: string): boolean {
           id: f.response_id, parent_id: f.user_message_id, role: "assistant", content: "", created_at: now,
           response: {
             id: f.response_id, status: "queued", model: f.model, finish_reason: null, usage: null,
-            timings: null, error: null, last_seq: 0,
+            timings: null, error: null, last_seq: 0, created_at: now, started_at: null,
           },
         });
         view.value = { ...cur, id: f.conversation_id, model: f.model, tree };
@@ -361,6 +365,108 @@ export function send(text: string): boolean {
       }
       toastError(e.code, e.message, e.retryAfterS);
       announce.value = `Message not sent: ${e.message}`;
+    })
+    .finally(() => {
+      sending.value = false;
+    });
+  return true;
+}
+
+// ---- branches -------------------------------------------------------------------
+
+function setSelection(sel: ReadonlyMap<string, string>): void {
+  const v = view.value;
+  view.value = { ...v, sel };
+  hydrateResponses(activeBranch(v.tree, sel));
+}
+
+/** Show the previous/next sibling of a message (‹ 2 / 3 ›). */
+export function switchBranch(messageId: string, dir: -1 | 1): void {
+  const v = view.value;
+  setSelection(stepSibling(v.tree, v.sel, messageId, dir));
+  announce.value = "Showing another branch.";
+}
+
+/** Show the branch through a message (sidebar branch map). */
+export function showMessage(messageId: string): void {
+  const v = view.value;
+  if (!v.tree.byId.has(messageId)) return;
+  setSelection(selectPathTo(v.tree, v.sel, messageId));
+}
+
+/** Busy: a send is in flight or the shown branch is still generating. */
+export const busy = computed(() => sending.value || activeResponseId.value !== null);
+
+function adoptCreated(f: ResponseCreatedFrame, user: Message | null, token: number): void {
+  if (!live.has(f.response_id)) setLive(emptyResponse(f.response_id, f.model));
+  if (token !== navToken) return;
+  const cur = view.value;
+  let tree = cur.tree;
+  const now = new Date().toISOString();
+  if (user) tree = addMessage(tree, { ...user, id: f.user_message_id, created_at: now });
+  const assistant: Message = {
+    id: f.response_id, parent_id: f.user_message_id, role: "assistant", content: "", created_at: now,
+    response: {
+      id: f.response_id, status: "queued", model: f.model, finish_reason: null, usage: null,
+      timings: null, error: null, last_seq: 0, created_at: now, started_at: null,
+    },
+  };
+  tree = addMessage(tree, assistant);
+  const sel = selectPathTo(tree, cur.sel, f.response_id);
+  view.value = { ...cur, id: f.conversation_id, model: f.model, tree, sel };
+}
+
+/** Ask for another answer to the same user message (a sibling response). */
+export function regenerate(responseId: string): boolean {
+  if (busy.value) return false;
+  const token = navToken;
+  sending.value = true;
+  announce.value = "Regenerating…";
+  socket
+    .request({ type: "chat.regenerate", response_id: responseId, client_id: uuid(), model: selectedModel.value }, true)
+    .then((frame) => {
+      adoptCreated(frame as unknown as ResponseCreatedFrame, null, token);
+      announce.value = "Regenerating: waiting for the model…";
+      scheduleSidebarRefresh();
+    })
+    .catch((e: RequestError) => {
+      toastError(e.code, e.message, e.retryAfterS);
+      announce.value = `Could not regenerate: ${e.message}`;
+    })
+    .finally(() => {
+      sending.value = false;
+    });
+  return true;
+}
+
+/** Send an edited copy of a user message as a new branch (a sibling of the original). */
+export function editMessage(userMessageId: string, text: string): boolean {
+  const v = view.value;
+  const orig = v.tree.byId.get(userMessageId);
+  const content = text.trim() ? text : "";
+  if (!orig || !v.id || !content || busy.value) return false;
+  if (content.length > boot.max_prompt_chars) {
+    toastError("too_large", `Messages are limited to ${boot.max_prompt_chars.toLocaleString()} characters.`);
+    return false;
+  }
+  const token = navToken;
+  sending.value = true;
+  announce.value = "Sending the edited message as a new branch…";
+  const user: Message = {
+    id: "", parent_id: orig.parent_id, role: "user", content, created_at: new Date().toISOString(), response: null,
+  };
+  socket
+    .request(
+      { type: "chat.send", client_id: uuid(), conversation_id: v.id, edit_of: userMessageId, content, model: selectedModel.value },
+      true,
+    )
+    .then((frame) => {
+      adoptCreated(frame as unknown as ResponseCreatedFrame, user, token);
+      scheduleSidebarRefresh();
+    })
+    .catch((e: RequestError) => {
+      toastError(e.code, e.message, e.retryAfterS);
+      announce.value = `Edit not sent: ${e.message}`;
     })
     .finally(() => {
       sending.value = false;

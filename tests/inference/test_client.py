@@ -145,12 +145,12 @@ async def test_complete_chat(emu: Any) -> None:
 async def test_usage_variants_and_empty_deltas() -> None:
     body = sse(
         # pydantic role chunk: every key present, nulls, empty content
-        {"id": "x", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "", "reasoning_content": None, "tool_calls": None}, "finish_reason": None}], "usage": None},  # noqa: E501
+        {"id": "x", "choices": [{"index": 0, "delta": {"role": "assistant", "content": "", "reasoning_content": None, "tool_calls": None}, "finish_reason": None}], "usage": None},
         {"id": "x", "choices": [{"index": 0, "delta": {"reasoning_content": ""}}]},
         {"id": "x", "choices": [{"index": 0, "delta": {"reasoning_content": "think"}}]},
         {"id": "x", "choices": [{"index": 0, "delta": {"content": "answer"}}]},
-        {"id": "x", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "matched_stop": "</s>"}]},  # noqa: E501
-        {"id": "x", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 9, "completion_tokens_details": {"reasoning_tokens": 4}}},  # noqa: E501
+        {"id": "x", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "matched_stop": "</s>"}]},
+        {"id": "x", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 9, "completion_tokens_details": {"reasoning_tokens": 4}}},
     )  # fmt: skip
     client = mock_client(sse_response(body))
     assert await collect(client, req()) == [
@@ -161,7 +161,7 @@ async def test_usage_variants_and_empty_deltas() -> None:
     ]
     body = sse({"id": "y", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2}})
     assert await collect(mock_client(sse_response(body)), req()) == [Usage(1, 2, 0)]
-    body = sse({"id": "y", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2, "reasoning_tokens": 2}})  # fmt: skip  # noqa: E501
+    body = sse({"id": "y", "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2, "reasoning_tokens": 2}})  # fmt: skip
     assert await collect(mock_client(sse_response(body)), req()) == [Usage(1, 2, 2)]
 
 
@@ -171,8 +171,8 @@ async def test_usage_variants_and_empty_deltas() -> None:
 @pytest.mark.parametrize(
     ("status", "body", "message", "retryable"),
     [
-        (503, {"object": "error", "message": "queue full", "type": "503", "param": None, "code": 503}, "queue full", True),  # noqa: E501
-        (400, {"error": {"message": "nested bad", "type": "invalid_request_error"}}, "nested bad", False),  # noqa: E501
+        (503, {"object": "error", "message": "queue full", "type": "503", "param": None, "code": 503}, "queue full", True),
+        (400, {"error": {"message": "nested bad", "type": "invalid_request_error"}}, "nested bad", False),
         (401, {"error": "Unauthorized"}, "Unauthorized", False),
         (404, {"detail": "Not Found"}, "Not Found", False),
         (429, b"slow down", "slow down", True),

@@ -137,7 +137,9 @@ async def test_reconnect_mid_stream_misses_nothing(live: Any, alice: Any, llm: A
     await ws.conn.close()
     await asyncio.sleep(0.5)
     ws2 = await ws_connect(live, alice)
-    await ws2.send({"type": "response.subscribe", "response_id": rid, "after_seq": first[-1]["seq"]})
+    await ws2.send(
+        {"type": "response.subscribe", "response_id": rid, "after_seq": first[-1]["seq"]}
+    )
     rest = await ws2.collect(rid)
     events = first + rest
     # Invariant 2: every later event exactly once, no gap, no duplicate.
@@ -215,7 +217,9 @@ async def test_engine_faults_fail_cleanly_and_keep_text(
     await ws.conn.close()
 
 
-async def test_worker_killed_mid_stream_is_reaped_with_text_kept(live: Any, alice: Any, llm: Any) -> None:
+async def test_worker_killed_mid_stream_is_reaped_with_text_kept(
+    live: Any, alice: Any, llm: Any
+) -> None:
     from webapp.chat.services import reap_stale_responses
 
     ws = await ws_connect(live, alice)
@@ -232,7 +236,9 @@ async def test_worker_killed_mid_stream_is_reaped_with_text_kept(live: Any, alic
         await asyncio.sleep(6)  # past ARBOR_HEARTBEAT_TIMEOUT_S in the stack
         # A browser coming back resumes where it was; the reaper then ends the response.
         ws = await ws_connect(live, alice)
-        await ws.send({"type": "response.subscribe", "response_id": rid, "after_seq": seen[-1]["seq"]})
+        await ws.send(
+            {"type": "response.subscribe", "response_id": rid, "after_seq": seen[-1]["seq"]}
+        )
         reaped = await adb(reap_stale_responses)
         assert reaped == 1
         events = seen + await ws.collect(rid, timeout=10)
@@ -266,7 +272,9 @@ async def test_client_id_makes_send_idempotent(live: Any, alice: Any, llm: Any) 
     await ws2.conn.close()
 
 
-async def test_conversation_continues_with_context_without_reasoning(live: Any, alice: Any, llm: Any) -> None:
+async def test_conversation_continues_with_context_without_reasoning(
+    live: Any, alice: Any, llm: Any
+) -> None:
     ws = await ws_connect(live, alice)
     first = await ws.chat("First question")
     events = await ws.collect(first["response_id"])
@@ -291,16 +299,29 @@ async def test_other_users_objects_are_not_found(live: Any, alice: Any, bob: Any
     await ws.conn.close()
     wb = await ws_connect(live, bob)
     for frame in (
-        {"type": "response.subscribe", "response_id": created["response_id"], "after_seq": 0, "req": "s"},
+        {
+            "type": "response.subscribe",
+            "response_id": created["response_id"],
+            "after_seq": 0,
+            "req": "s",
+        },
         {"type": "response.cancel", "response_id": created["response_id"], "req": "c"},
-        {"type": "chat.send", "content": "hi", "conversation_id": created["conversation_id"], "req": "m"},
+        {
+            "type": "chat.send",
+            "content": "hi",
+            "conversation_id": created["conversation_id"],
+            "req": "m",
+        },
     ):
         await wb.send(frame)
         answer = await wb.recv()
         assert answer["type"] == "error" and answer["code"] == "not_found", answer
         assert answer["req"] == frame["req"]
     await wb.conn.close()
-    for path in (f"/api/responses/{created['response_id']}", f"/api/conversations/{created['conversation_id']}"):
+    for path in (
+        f"/api/responses/{created['response_id']}",
+        f"/api/conversations/{created['conversation_id']}",
+    ):
         r = await api_get(live, bob, path)
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     listing = (await api_get(live, bob, "/api/conversations")).json()
@@ -320,7 +341,9 @@ async def test_foreign_origin_is_refused_at_handshake(live: Any, alice: Any) -> 
     assert "403" in str(exc.value) or "rejected" in str(exc.value).lower()
 
 
-async def test_malformed_frames_answer_errors_and_keep_the_socket(live: Any, alice: Any, llm: Any) -> None:
+async def test_malformed_frames_answer_errors_and_keep_the_socket(
+    live: Any, alice: Any, llm: Any
+) -> None:
     ws = await ws_connect(live, alice)
     bad: list[tuple[str, str]] = [
         ("not json", "invalid_request"),
@@ -328,8 +351,20 @@ async def test_malformed_frames_answer_errors_and_keep_the_socket(live: Any, ali
         (json.dumps({"type": "nope"}), "invalid_request"),
         (json.dumps({"type": "chat.send", "content": 5, "req": "x"}), "invalid_request"),
         (json.dumps({"type": "chat.send", "content": ""}), "invalid_request"),
-        (json.dumps({"type": "response.subscribe", "response_id": "not-a-uuid"}), "invalid_request"),
-        (json.dumps({"type": "response.subscribe", "response_id": "0" * 8 + "-0000-0000-0000-" + "0" * 12, "after_seq": -1}), "invalid_request"),
+        (
+            json.dumps({"type": "response.subscribe", "response_id": "not-a-uuid"}),
+            "invalid_request",
+        ),
+        (
+            json.dumps(
+                {
+                    "type": "response.subscribe",
+                    "response_id": "0" * 8 + "-0000-0000-0000-" + "0" * 12,
+                    "after_seq": -1,
+                }
+            ),
+            "invalid_request",
+        ),
         (json.dumps({"type": "chat.send", "content": "x" * 40_000}), "too_large"),
         (json.dumps({"type": "ping", "pad": "x" * 300_000}), "too_large"),
         (json.dumps({"type": "chat.send", "content": "hi", "model": "no-such-model"}), "not_found"),
@@ -341,5 +376,8 @@ async def test_malformed_frames_answer_errors_and_keep_the_socket(live: Any, ali
     await ws.send({"type": "ping", "req": "still-open"})
     assert await ws.recv() == {"type": "pong", "req": "still-open"}
     stats = await emulator_stats(live)
-    assert all("hi" != (stats.get("last_request") or {}).get("messages", [{}])[-1].get("content") for _ in [0])
+    assert all(
+        (stats.get("last_request") or {}).get("messages", [{}])[-1].get("content") != "hi"
+        for _ in [0]
+    )
     await ws.conn.close()

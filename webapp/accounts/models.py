@@ -9,7 +9,9 @@ from django.db import models
 class ApiKey(models.Model):
     """A bearer key for the JSON API and the gateway; only its hash is stored."""
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys"
+    )
     name = models.CharField(max_length=80, blank=True)
     # First characters of the key, shown in lists so users can tell keys apart.
     prefix = models.CharField(max_length=16)

@@ -14,7 +14,7 @@ import time
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.utils import timezone
 
 from webapp.accounts.models import ApiKey
@@ -25,11 +25,11 @@ ROLE_GROUPS = ("user", "annotator")
 KEY_PREFIX = "arb_"
 
 
-def user_roles(*, user: AbstractBaseUser | AnonymousUser) -> list[str]:
+def user_roles(*, user: User | AnonymousUser) -> list[str]:
     """Return the user's roles: the role groups they are in, plus `admin` for staff."""
     if not user.is_authenticated:
         return []
-    roles = sorted(set(user.groups.filter(name__in=ROLE_GROUPS).values_list("name", flat=True)))  # type: ignore[attr-defined]
+    roles = sorted(set(user.groups.filter(name__in=ROLE_GROUPS).values_list("name", flat=True)))
     if getattr(user, "is_staff", False):
         roles.append("admin")
     return roles
@@ -70,14 +70,14 @@ def _hash_key(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def create_api_key(*, user: AbstractBaseUser, name: str = "") -> tuple[ApiKey, str]:
+def create_api_key(*, user: User, name: str = "") -> tuple[ApiKey, str]:
     """Create a key and return it with its secret, which is shown once and never stored."""
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(user=user, name=name, prefix=raw[:10], key_hash=_hash_key(raw))
     return key, raw
 
 
-def user_for_api_key(*, raw: str) -> AbstractBaseUser | None:
+def user_for_api_key(*, raw: str) -> User | None:
     """Return the active user owning this key, or None."""
     if not raw.startswith(KEY_PREFIX) or len(raw) > 200:
         return None
@@ -92,5 +92,5 @@ def user_for_api_key(*, raw: str) -> AbstractBaseUser | None:
     return key.user
 
 
-def get_user_by_username(*, username: str) -> AbstractBaseUser:
+def get_user_by_username(*, username: str) -> User:
     return get_user_model().objects.get(username=username)

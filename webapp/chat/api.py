@@ -11,6 +11,7 @@ from ninja import Router, Schema
 from ninja.pagination import PageNumberPagination, paginate
 
 from webapp.chat import selectors
+from webapp.common.types import request_user
 
 router = Router(tags=["chat"])
 
@@ -49,6 +50,8 @@ class ResponseSummary(Schema):
     timings: Timings | None
     error: ErrorInfo | None
     last_seq: int
+    created_at: datetime
+    started_at: datetime | None
 
 
 class StepOut(Schema):
@@ -92,14 +95,18 @@ def list_conversations(request: HttpRequest) -> Any:
     """List the caller's conversations, newest first, 20 a page."""
     return [
         {"id": c.id, "title": c.title, "updated_at": c.updated_at, "model": c.llm.slug}
-        for c in selectors.conversations_for_user(user=request.user)  # type: ignore[arg-type]
+        for c in selectors.conversations_for_user(user=request_user(request))
     ]
 
 
-@router.get("/conversations/{conversation_id}", response=ConversationDetail, summary="A conversation")
+@router.get(
+    "/conversations/{conversation_id}", response=ConversationDetail, summary="A conversation"
+)
 def get_conversation(request: HttpRequest, conversation_id: UUID) -> dict[str, Any]:
     """Return a conversation with its messages as a tree (parent links)."""
-    conversation = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)  # type: ignore[arg-type]
+    conversation = selectors.conversation_for_user(
+        user=request_user(request), conversation_id=conversation_id
+    )
     return {
         "id": conversation.id,
         "title": conversation.title,
@@ -113,5 +120,5 @@ def get_conversation(request: HttpRequest, conversation_id: UUID) -> dict[str, A
 @router.get("/responses/{response_id}", response=ResponseOut, summary="A response")
 def get_response(request: HttpRequest, response_id: UUID) -> dict[str, Any]:
     """Return a response: status, texts, usage, timings and steps, consistent as of `last_seq`."""
-    response = selectors.response_for_user(user=request.user, response_id=response_id)  # type: ignore[arg-type]
+    response = selectors.response_for_user(user=request_user(request), response_id=response_id)
     return selectors.response_detail(response=response)

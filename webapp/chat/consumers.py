@@ -19,7 +19,14 @@ from django.conf import settings
 from webapp.chat import selectors, services
 from webapp.chat.eventlog import encode
 from webapp.chat.hub import Subscription, get_hub
-from webapp.chat.protocol import ChatSend, Ping, ResponseCancel, ResponseSubscribe, parse_frame
+from webapp.chat.protocol import (
+    ChatRegenerate,
+    ChatSend,
+    Ping,
+    ResponseCancel,
+    ResponseSubscribe,
+    parse_frame,
+)
 from webapp.common.errors import ArborError
 
 log = logging.getLogger(__name__)
@@ -48,6 +55,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self._send({"type": "pong", "req": req})
             elif isinstance(frame, ChatSend):
                 await self._chat_send(frame, req)
+            elif isinstance(frame, ChatRegenerate):
+                await self._chat_regenerate(frame, req)
             elif isinstance(frame, ResponseSubscribe):
                 await self._subscribe(str(frame.response_id), frame.after_seq, req)
             elif isinstance(frame, ResponseCancel):
@@ -59,7 +68,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:
             log.exception("chat frame failed")
             await self._send(
-                {"type": "error", "req": req, "code": "internal", "message": "Something went wrong."}
+                {
+                    "type": "error",
+                    "req": req,
+                    "code": "internal",
+                    "message": "Something went wrong.",
+                }
             )
 
     async def _send(self, payload: dict[str, Any]) -> None:
@@ -74,7 +88,30 @@ class ChatConsumer(AsyncWebsocketConsumer):
             model=frame.model,
             params=frame.params.model_dump(exclude_none=True) if frame.params else None,
             client_id=frame.client_id,
+            edit_of=frame.edit_of,
         )
+        await self._created(result, req)
+
+    async def _chat_regenerate(self, frame: ChatRegenerate, req: str | None) -> None:
+        conversation_id = await database_sync_to_async(
+            lambda: (
+                selectors.response_for_user(
+                    user=self.user, response_id=frame.response_id
+                ).conversation_id
+            )
+        )()
+        result = await database_sync_to_async(services.send_message)(
+            user=self.user,
+            content="",
+            conversation_id=conversation_id,
+            model=frame.model,
+            params=frame.params.model_dump(exclude_none=True) if frame.params else None,
+            client_id=frame.client_id,
+            regenerate=frame.response_id,
+        )
+        await self._created(result, req)
+
+    async def _created(self, result: services.SendResult, req: str | None) -> None:
         await self._send(
             {
                 "type": "response.created",
@@ -85,11 +122,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "model": result.model,
             }
         )
-        await self._subscribe(result.response_id, 0, req, answer_errors_only=True)
+        await self._subscribe(result.response_id, 0, req)
 
-    async def _subscribe(
-        self, response_id: str, after_seq: int, req: str | None, *, answer_errors_only: bool = False
-    ) -> None:
+    async def _subscribe(self, response_id: str, after_seq: int, req: str | None) -> None:
         response = await database_sync_to_async(selectors.response_for_user)(
             user=self.user, response_id=response_id
         )
@@ -105,7 +140,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         if response.is_terminal:
             events = await database_sync_to_async(
-                lambda: [encode(e) for e in selectors.archived_events(response=response, after_seq=after_seq)]
+                lambda: [
+                    encode(e)
+                    for e in selectors.archived_events(response=response, after_seq=after_seq)
+                ]
             )()
             for raw in events:
                 await self.send(text_data=raw)

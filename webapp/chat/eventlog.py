@@ -37,12 +37,9 @@ def encode(event: Event) -> str:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":"))
 
 
-def decode_entries(entries: list[tuple[Any, dict[Any, Any]]]) -> list[Event]:
-    out = []
-    for _entry_id, fields in entries:
-        raw = fields.get(b"e") if b"e" in fields else fields.get("e")
-        out.append(json.loads(raw))
-    return out
+def decode_entries(entries: Any) -> list[Event]:
+    """Decode XRANGE/XREAD entries (redis-py returns bytes keys and values)."""
+    return [json.loads(fields[b"e"]) for _entry_id, fields in entries or []]
 
 
 def entry_id(seq: int) -> str:

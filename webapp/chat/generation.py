@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
 import logging
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -124,7 +123,9 @@ def generate_blocking(response_id: str) -> None:
     rt.submit(generate(response_id, http=rt.http, redis=rt.redis)).result()
 
 
-async def generate(response_id: str, *, http: httpx.AsyncClient | None, redis: aredis.Redis) -> None:
+async def generate(
+    response_id: str, *, http: httpx.AsyncClient | None, redis: aredis.Redis
+) -> None:
     """Claim the response and generate it, unless another worker has it or it ended."""
     job = await db(services.claim_response, response_id=response_id, worker=WORKER_NAME)
     if job is None:
@@ -143,7 +144,9 @@ class _Accepted:
 
 
 class Generation:
-    def __init__(self, job: services.GenerationJob, *, http: httpx.AsyncClient | None, redis: aredis.Redis) -> None:
+    def __init__(
+        self, job: services.GenerationJob, *, http: httpx.AsyncClient | None, redis: aredis.Redis
+    ) -> None:
         self.job = job
         self.rid = job.response_id
         self.http = http
@@ -180,7 +183,7 @@ class Generation:
         self.archive.add(event)
         self.unsent.append(event)
 
-    def _emit_steps(self, step_events: list[tuple[str, Any]]) -> None:
+    def _emit_steps(self, step_events: Sequence[tuple[str, Any]]) -> None:
         for kind, step in step_events:
             self.steps[step["id"]] = step
             self.dirty_steps.add(step["id"])
@@ -267,7 +270,12 @@ class Generation:
             if last_refusal is not None:
                 raise last_refusal
             await self.queue.put(
-                EngineRefused("model_unavailable", "No endpoint of this model is available.", status=None, retryable=True)
+                EngineRefused(
+                    "model_unavailable",
+                    "No endpoint of this model is available.",
+                    status=None,
+                    retryable=True,
+                )
             )
         except EngineError as exc:
             await self.queue.put(exc)
@@ -295,7 +303,11 @@ class Generation:
         if isinstance(item, _Accepted):
             self.endpoint, self.client = item.endpoint, item.client
             self._emit(
-                {"type": "response.started", "model": self.job.llm_slug, "started_at": timezone.now().isoformat()}
+                {
+                    "type": "response.started",
+                    "model": self.job.llm_slug,
+                    "started_at": timezone.now().isoformat(),
+                }
             )
             return True
         if isinstance(item, ReasoningDelta | ContentDelta):
@@ -324,17 +336,28 @@ class Generation:
             }
             return True
         if isinstance(item, StreamError):
-            self.error = {"code": "engine_error", "message": f"The engine reported an error: {item.message}"}
+            self.error = {
+                "code": "engine_error",
+                "message": f"The engine reported an error: {item.message}",
+            }
             return True
         if isinstance(item, EngineRefused):
             if item.code == "model_unavailable" or item.retryable:
-                self.error = {"code": "model_unavailable", "message": f"The model is unavailable: {item.message}"}
+                self.error = {
+                    "code": "model_unavailable",
+                    "message": f"The model is unavailable: {item.message}",
+                }
             else:
-                self.error = {"code": "invalid_request", "message": f"The engine refused the request: {item.message}"}
+                self.error = {
+                    "code": "invalid_request",
+                    "message": f"The engine refused the request: {item.message}",
+                }
             return False
         if isinstance(item, EngineError):
-            self.error = {"code": f"engine_{item.code}" if not item.code.startswith("engine") else item.code,
-                          "message": item.message}
+            self.error = {
+                "code": f"engine_{item.code}" if not item.code.startswith("engine") else item.code,
+                "message": item.message,
+            }
             return False
         log.error("generation of %s failed", self.rid, exc_info=item)
         self.error = {"code": "internal", "message": "Generation failed unexpectedly."}
@@ -411,7 +434,10 @@ class Generation:
                 if self.cancel_deadline is not None and time.monotonic() >= self.cancel_deadline:
                     return
                 if time.monotonic() >= self.deadline:
-                    self.error = {"code": "engine_timeout", "message": "The answer took longer than allowed."}
+                    self.error = {
+                        "code": "engine_timeout",
+                        "message": "The answer took longer than allowed.",
+                    }
                     await self._cancel()
                     return
                 if self.lost:
@@ -420,7 +446,10 @@ class Generation:
             more = self._handle(item)
             if not more:
                 return
-            if self.buffer and time.monotonic() - self.buffer_since >= settings.ARBOR_COALESCE_MS / 1000:
+            if (
+                self.buffer
+                and time.monotonic() - self.buffer_since >= settings.ARBOR_COALESCE_MS / 1000
+            ):
                 await self._tick()
             elif not self.buffer and self.unsent:
                 await self._push()
@@ -430,7 +459,8 @@ class Generation:
         self._finish_trace()
         finished_at = timezone.now()
         if self.cancelled and self.error is None:
-            status, terminal = "cancelled", {"type": "response.cancelled"}
+            status = "cancelled"
+            terminal: dict[str, Any] = {"type": "response.cancelled"}
         elif self.error is None and self.finish_reason in ("stop", "length", "tool_calls"):
             status = "completed"
             terminal = {

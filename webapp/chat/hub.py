@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as aredis
 from django.conf import settings
@@ -111,7 +112,7 @@ class EventHub:
     async def _fill(self, sub: Subscription) -> None:
         after = sub.last
         while True:
-            entries = await self._control.xrange(
+            entries: Any = await self._control.xrange(
                 stream_key(sub.response_id), min=f"({entry_id(after)}", max="+", count=FILL_PAGE
             )
             for _entry_id, fields in entries:
@@ -158,8 +159,8 @@ class EventHub:
             await self._has_work.wait()
             return
         self._changes_seen = self._changes
-        streams = {stream_key(rid): entry_id(seq) for rid, seq in self._cursor.items()}
-        result = await self._reader.xread(streams, block=BLOCK_MS, count=FILL_PAGE)
+        streams: Any = {stream_key(rid): entry_id(seq) for rid, seq in self._cursor.items()}
+        result: Any = await self._reader.xread(streams, block=BLOCK_MS, count=FILL_PAGE)
         for key, entries in result or []:
             rid = (key.decode() if isinstance(key, bytes) else key).removeprefix(KEY_PREFIX)
             subs = self._subs.get(rid)

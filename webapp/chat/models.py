@@ -8,6 +8,7 @@ that a later `chat.send` may name as its `parent_id`.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -41,7 +42,9 @@ class Message(models.Model):
         ASSISTANT = "assistant"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
     # A tree: regenerations and edits become sibling branches.
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.CASCADE, related_name="children"
@@ -84,7 +87,8 @@ class Response(models.Model):
     # Sampling parameters actually sent: temperature, top_p, max_tokens.
     params = models.JSONField(default=dict)
     # Idempotency key of the chat.send that created it (unique per user).
-    client_id = models.CharField(max_length=64, null=True, blank=True)
+    # NULL, not "", when absent: the unique constraint must ignore it.
+    client_id = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     reasoning = models.TextField(blank=True)
     content = models.TextField(blank=True)
     finish_reason = models.CharField(max_length=16, blank=True)
@@ -129,7 +133,7 @@ class Response(models.Model):
         return f"response {self.pk} ({self.status})"
 
     @property
-    def id(self):  # noqa: ANN201 - the shared message id
+    def id(self) -> Any:  # the shared message id
         return self.message_id
 
     @property
@@ -149,3 +153,6 @@ class EventArchive(models.Model):
         Response, primary_key=True, on_delete=models.CASCADE, related_name="archive"
     )
     index = models.JSONField(default=list)
+
+    def __str__(self) -> str:
+        return f"archive of {self.response_id} ({len(self.index)} events)"

@@ -6,7 +6,15 @@ import json
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+)
 
 from webapp.common.errors import ArborError
 
@@ -34,6 +42,19 @@ class ChatSend(_Frame):
     model: Annotated[str, Field(max_length=64)] | None = None
     params: Params | None = None
     client_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    # Arbor extension: send this as an edit of an earlier user message, i.e. a
+    # new user message beside it (same parent), starting a new branch.
+    edit_of: UUID | None = None
+
+
+class ChatRegenerate(_Frame):
+    """Arbor extension: a new answer to the same user message, beside the given one."""
+
+    type: Literal["chat.regenerate"]
+    response_id: UUID
+    model: Annotated[str, Field(max_length=64)] | None = None
+    params: Params | None = None
+    client_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 
 
 class ResponseSubscribe(_Frame):
@@ -51,9 +72,10 @@ class Ping(_Frame):
     type: Literal["ping"]
 
 
-ClientFrame = Annotated[ChatSend | ResponseSubscribe | ResponseCancel | Ping, Field(discriminator="type")]
-_adapter: TypeAdapter[ChatSend | ResponseSubscribe | ResponseCancel | Ping] = TypeAdapter(ClientFrame)
-TYPES = ("chat.send", "response.subscribe", "response.cancel", "ping")
+AnyFrame = ChatSend | ChatRegenerate | ResponseSubscribe | ResponseCancel | Ping
+ClientFrame = Annotated[AnyFrame, Field(discriminator="type")]
+_adapter: TypeAdapter[AnyFrame] = TypeAdapter(ClientFrame)
+TYPES = ("chat.send", "chat.regenerate", "response.subscribe", "response.cancel", "ping")
 
 
 def parse_frame(text: str | None, *, max_bytes: int) -> tuple[Any, str | None]:
@@ -71,7 +93,9 @@ def parse_frame(text: str | None, *, max_bytes: int) -> tuple[Any, str | None]:
     req = data.get("req")
     req = req if isinstance(req, str) and len(req) <= 64 else None
     if data.get("type") not in TYPES:
-        raise ArborError("invalid_request", f"Unknown frame type; expected one of {', '.join(TYPES)}.")
+        raise ArborError(
+            "invalid_request", f"Unknown frame type; expected one of {', '.join(TYPES)}."
+        )
     try:
         return _adapter.validate_python(data), req
     except ValidationError as exc:

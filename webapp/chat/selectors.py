@@ -6,17 +6,18 @@ from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 
 from webapp.chat import services
 from webapp.chat.events import Event, rebuild_events
 from webapp.chat.models import Conversation, EventArchive, Message, Response
 from webapp.common.errors import ArborError
+from webapp.common.types import as_uuid
 from webapp.traces.selectors import steps_for_response
 
 
-def conversations_for_user(*, user: AbstractBaseUser) -> QuerySet[Conversation]:
+def conversations_for_user(*, user: User) -> QuerySet[Conversation]:
     return (
         Conversation.objects.filter(user=user)
         .select_related("llm")
@@ -24,7 +25,7 @@ def conversations_for_user(*, user: AbstractBaseUser) -> QuerySet[Conversation]:
     )
 
 
-def conversation_for_user(*, user: AbstractBaseUser, conversation_id: UUID) -> Conversation:
+def conversation_for_user(*, user: User, conversation_id: UUID) -> Conversation:
     conversation = conversations_for_user(user=user).filter(pk=conversation_id).first()
     if conversation is None:
         raise ArborError("not_found", "No such conversation.")
@@ -41,6 +42,8 @@ def response_summary(response: Response) -> dict[str, Any]:
         "timings": timings_of(response),
         "error": error_of(response),
         "last_seq": response.last_seq,
+        "created_at": response.created_at,
+        "started_at": response.started_at,
     }
 
 
@@ -67,8 +70,10 @@ def conversation_messages(*, conversation: Conversation) -> list[dict[str, Any]]
     return out
 
 
-def response_for_user(*, user: AbstractBaseUser, response_id: UUID | str) -> Response:
-    response = Response.objects.select_related("llm").filter(pk=response_id, user=user).first()
+def response_for_user(*, user: User, response_id: UUID | str) -> Response:
+    response = (
+        Response.objects.select_related("llm").filter(pk=as_uuid(response_id), user=user).first()
+    )
     if response is None:
         raise ArborError("not_found", "No such response.")
     return response

@@ -22,7 +22,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -31,6 +31,7 @@ from webapp.chat import eventlog
 from webapp.chat.events import ArchiveBuilder, Event
 from webapp.chat.models import Conversation, EventArchive, Message, Response
 from webapp.common.errors import ArborError
+from webapp.common.types import as_uuid
 from webapp.serving import selectors as serving
 from webapp.serving.selectors import EndpointTarget
 from webapp.traces import services as traces
@@ -59,7 +60,9 @@ def _result(response: Response, *, model: str) -> SendResult:
     )
 
 
-def resolve_params(*, defaults: dict[str, Any], limits: dict[str, Any], asked: dict[str, Any]) -> dict[str, Any]:
+def resolve_params(
+    *, defaults: dict[str, Any], limits: dict[str, Any], asked: dict[str, Any]
+) -> dict[str, Any]:
     """Merge a request's sampling parameters with the model's defaults and bounds."""
     params: dict[str, Any] = {
         "temperature": 0.6,
@@ -82,21 +85,30 @@ def _title_from(content: str) -> str:
 
 def send_message(
     *,
-    user: AbstractBaseUser,
+    user: User,
     content: str,
     conversation_id: UUID | None = None,
     parent_id: UUID | None = None,
     model: str | None = None,
     params: dict[str, Any] | None = None,
     client_id: str | None = None,
+    edit_of: UUID | None = None,
+    regenerate: UUID | None = None,
     source: str = Conversation.Source.CHAT,
 ) -> SendResult:
-    """Store a user message and a queued response to it, and enqueue generation."""
+    """Store a user message and a queued response to it, and enqueue generation.
+
+    `edit_of` names an earlier user message: the new one becomes its sibling
+    (a new branch). `regenerate` names an earlier response: no user message is
+    stored and the new response becomes its sibling.
+    """
     if client_id:
-        existing = Response.objects.filter(user=user, client_id=client_id).select_related("llm").first()
+        existing = (
+            Response.objects.filter(user=user, client_id=client_id).select_related("llm").first()
+        )
         if existing is not None:
             return _result(existing, model=existing.llm.slug)
-    if not content.strip():
+    if regenerate is None and not content.strip():
         raise ArborError("invalid_request", "The message is empty.")
     if len(content) > settings.ARBOR_MAX_PROMPT_CHARS:
         raise ArborError(
@@ -109,10 +121,14 @@ def send_message(
         conversation = Conversation.objects.filter(pk=conversation_id, user=user).first()
         if conversation is None:
             raise ArborError("not_found", "No such conversation.")
-    llm = serving.llm_for_user(user=user, slug=model or (conversation.llm.slug if conversation else None))
+    llm = serving.llm_for_user(
+        user=user, slug=model or (conversation.llm.slug if conversation else None)
+    )
     if not serving.has_live_endpoint(llm=llm):
         raise ArborError("model_unavailable", f"{llm.name} is not available right now.")
-    resolved = resolve_params(defaults=llm.default_params, limits=llm.max_params, asked=params or {})
+    resolved = resolve_params(
+        defaults=llm.default_params, limits=llm.max_params, asked=params or {}
+    )
     accounts.check_request_rate(user_id=user.pk)
     try:
         with transaction.atomic():
@@ -125,10 +141,14 @@ def send_message(
                 params=resolved,
                 client_id=client_id,
                 source=source,
+                edit_of=edit_of,
+                regenerate=regenerate,
             )
     except IntegrityError:
         # A concurrent send with the same client_id won; answer with its ids.
-        existing = Response.objects.filter(user=user, client_id=client_id).select_related("llm").first()
+        existing = (
+            Response.objects.filter(user=user, client_id=client_id).select_related("llm").first()
+        )
         if existing is None:
             raise
         return _result(existing, model=existing.llm.slug)
@@ -137,7 +157,7 @@ def send_message(
 
 def _create_turn(
     *,
-    user: AbstractBaseUser,
+    user: User,
     conversation: Conversation | None,
     llm: Any,
     content: str,
@@ -145,6 +165,8 @@ def _create_turn(
     params: dict[str, Any],
     client_id: str | None,
     source: str,
+    edit_of: UUID | None = None,
+    regenerate: UUID | None = None,
 ) -> Response:
     get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk).get()
     live = Response.objects.filter(user=user, status__in=LIVE).count()
@@ -155,15 +177,29 @@ def _create_turn(
             user=user, llm=llm, title=_title_from(content), source=source
         )
         parent = None
+    elif regenerate is not None or edit_of is not None:
+        role = Message.Role.ASSISTANT if regenerate is not None else Message.Role.USER
+        sibling_id = regenerate if regenerate is not None else edit_of
+        assert sibling_id is not None
+        sibling = Message.objects.filter(
+            pk=sibling_id, conversation=conversation, role=role
+        ).first()
+        if sibling is None:
+            raise ArborError("not_found", "No such message in this conversation.")
+        parent = sibling.parent
     elif parent_id is not None:
         parent = Message.objects.filter(pk=parent_id, conversation=conversation).first()
         if parent is None:
             raise ArborError("not_found", "No such message in this conversation.")
     else:
         parent = conversation.messages.order_by("-created_at").first()
-    user_message = Message.objects.create(
-        conversation=conversation, parent=parent, role=Message.Role.USER, content=content
-    )
+    if regenerate is not None:
+        assert parent is not None  # an answer always has its user message
+        user_message = parent
+    else:
+        user_message = Message.objects.create(
+            conversation=conversation, parent=parent, role=Message.Role.USER, content=content
+        )
     assistant = Message.objects.create(
         conversation=conversation, parent=user_message, role=Message.Role.ASSISTANT
     )
@@ -187,25 +223,27 @@ def _create_turn(
     return response
 
 
-def cancel_response(*, user: AbstractBaseUser, response_id: UUID) -> None:
+def cancel_response(*, user: User, response_id: UUID) -> None:
     """Stop a response; idempotent, and a no-op once it has ended."""
-    response = Response.objects.filter(pk=response_id, user=user).only("status").first()
+    response = Response.objects.filter(pk=as_uuid(response_id), user=user).only("status").first()
     if response is None:
         raise ArborError("not_found", "No such response.")
     if response.is_terminal:
         return
     now = timezone.now()
     with transaction.atomic():
-        won = Response.objects.filter(pk=response_id, status=Response.Status.QUEUED).update(
-            status=Response.Status.CANCELLED, finished_at=now, last_seq=1
-        )
+        won = Response.objects.filter(
+            pk=as_uuid(response_id), status=Response.Status.QUEUED
+        ).update(status=Response.Status.CANCELLED, finished_at=now, last_seq=1)
         if won:
             # No worker will ever own this response: write its whole log here.
             event: Event = {"type": "response.cancelled", "response_id": str(response_id), "seq": 1}
             archive = ArchiveBuilder()
             archive.add(event)
-            EventArchive.objects.create(response_id=response_id, index=archive.index)
-            transaction.on_commit(lambda: eventlog.append_sync(str(response_id), [event], final=True))
+            EventArchive.objects.create(response_id=as_uuid(response_id), index=archive.index)
+            transaction.on_commit(
+                lambda: eventlog.append_sync(str(response_id), [event], final=True)
+            )
             return
     # Running (or just claimed): the worker checks this flag between chunks.
     eventlog.request_cancel_sync(str(response_id))
@@ -231,12 +269,12 @@ class GenerationJob:
 def claim_response(*, response_id: str, worker: str) -> GenerationJob | None:
     """Take a queued response for generation; None if it is not queued (any more)."""
     now = timezone.now()
-    won = Response.objects.filter(pk=response_id, status=Response.Status.QUEUED).update(
+    won = Response.objects.filter(pk=as_uuid(response_id), status=Response.Status.QUEUED).update(
         status=Response.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200]
     )
     if not won:
         return None
-    response = Response.objects.select_related("llm").get(pk=response_id)
+    response = Response.objects.select_related("llm").get(pk=as_uuid(response_id))
     return GenerationJob(
         response_id=response_id,
         llm_slug=response.llm.slug,
@@ -300,9 +338,9 @@ def save_progress(
             fields["first_token_at"] = first_token_at
         if answer_started_at is not None:
             fields["answer_started_at"] = answer_started_at
-        updated = Response.objects.filter(pk=response_id, status=Response.Status.RUNNING).update(
-            **fields
-        )
+        updated = Response.objects.filter(
+            pk=as_uuid(response_id), status=Response.Status.RUNNING
+        ).update(**fields)
         if updated and steps:
             traces.save_steps(response_id=response_id, steps=steps)
     return bool(updated)
@@ -311,7 +349,7 @@ def save_progress(
 def heartbeat(*, response_id: str) -> bool:
     """Prove the worker is alive while the engine is quiet; False if no longer ours."""
     return bool(
-        Response.objects.filter(pk=response_id, status=Response.Status.RUNNING).update(
+        Response.objects.filter(pk=as_uuid(response_id), status=Response.Status.RUNNING).update(
             heartbeat_at=timezone.now()
         )
     )
@@ -339,7 +377,9 @@ def finish_response(
     usage = usage or {}
     error = error or {}
     with transaction.atomic():
-        updated = Response.objects.filter(pk=response_id, status=Response.Status.RUNNING).update(
+        updated = Response.objects.filter(
+            pk=as_uuid(response_id), status=Response.Status.RUNNING
+        ).update(
             status=status,
             reasoning=archive.reasoning,
             content=archive.content,
@@ -359,8 +399,12 @@ def finish_response(
         if not updated:
             return False
         traces.save_steps(response_id=response_id, steps=steps)
-        EventArchive.objects.update_or_create(response_id=response_id, defaults={"index": archive.index})
-        Conversation.objects.filter(messages__pk=response_id).update(updated_at=finished_at)
+        EventArchive.objects.update_or_create(
+            response_id=as_uuid(response_id), defaults={"index": archive.index}
+        )
+        Conversation.objects.filter(messages__pk=as_uuid(response_id)).update(
+            updated_at=finished_at
+        )
     return True
 
 
@@ -421,7 +465,9 @@ def _reap_running(*, response_id: str, now: datetime) -> int:
     with transaction.atomic():
         response = (
             Response.objects.select_for_update(skip_locked=True)
-            .filter(pk=response_id, status=Response.Status.RUNNING, heartbeat_at__lt=cutoff)
+            .filter(
+                pk=as_uuid(response_id), status=Response.Status.RUNNING, heartbeat_at__lt=cutoff
+            )
             .first()
         )
         if response is None:
@@ -454,13 +500,13 @@ def _reap_running(*, response_id: str, now: datetime) -> int:
                 steps[step["id"]] = closed
         tail.append({"type": "response.failed", "error": WORKER_LOST})
         for event in tail:
-            event.update(response_id=response_id, seq=archive.last_seq + 1)
+            event.update(response_id=as_uuid(response_id), seq=archive.last_seq + 1)
             archive.add(event)
         if not steps and archive.reasoning:
             from inference.reasoning import build_steps
 
             steps = {s["id"]: dict(s) for s in build_steps(archive.reasoning)}
-        Response.objects.filter(pk=response_id).update(
+        Response.objects.filter(pk=as_uuid(response_id)).update(
             status=Response.Status.FAILED,
             reasoning=archive.reasoning,
             content=archive.content,
@@ -470,7 +516,9 @@ def _reap_running(*, response_id: str, now: datetime) -> int:
             finished_at=now,
         )
         traces.save_steps(response_id=response_id, steps=list(steps.values()))
-        EventArchive.objects.update_or_create(response_id=response_id, defaults={"index": archive.index})
+        EventArchive.objects.update_or_create(
+            response_id=as_uuid(response_id), defaults={"index": archive.index}
+        )
         transaction.on_commit(lambda: eventlog.append_sync(response_id, tail, final=True))
     log.warning("reaped response %s: worker lost, %d events kept", response_id, len(events))
     return 1
@@ -478,7 +526,9 @@ def _reap_running(*, response_id: str, now: datetime) -> int:
 
 def _reap_queued(*, response_id: str, now: datetime) -> int:
     with transaction.atomic():
-        won = Response.objects.filter(pk=response_id, status=Response.Status.QUEUED).update(
+        won = Response.objects.filter(
+            pk=as_uuid(response_id), status=Response.Status.QUEUED
+        ).update(
             status=Response.Status.FAILED,
             error_code=NEVER_STARTED["code"],
             error_message=NEVER_STARTED["message"],
@@ -487,9 +537,14 @@ def _reap_queued(*, response_id: str, now: datetime) -> int:
         )
         if not won:
             return 0
-        event: Event = {"type": "response.failed", "response_id": response_id, "seq": 1, "error": NEVER_STARTED}
+        event: Event = {
+            "type": "response.failed",
+            "response_id": response_id,
+            "seq": 1,
+            "error": NEVER_STARTED,
+        }
         archive = ArchiveBuilder()
         archive.add(event)
-        EventArchive.objects.create(response_id=response_id, index=archive.index)
+        EventArchive.objects.create(response_id=as_uuid(response_id), index=archive.index)
         transaction.on_commit(lambda: eventlog.append_sync(response_id, [event], final=True))
     return 1

@@ -19,7 +19,9 @@ from webapp.serving.api import models_for
 
 def boot_data(request: HttpRequest, *, conversation_id: UUID | None) -> dict[str, Any]:
     models = models_for(request.user)
-    default = next((m["slug"] for m in models if m["default"]), models[0]["slug"] if models else None)
+    default = next(
+        (m["slug"] for m in models if m["default"]), models[0]["slug"] if models else None
+    )
     return {
         "user": {
             "username": request.user.get_username(),

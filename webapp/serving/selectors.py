@@ -36,7 +36,9 @@ def llm_for_user(*, user: AbstractBaseUser, slug: str | None) -> LLM:
     qs = llms_for_user(user=user)
     llm = qs.filter(slug=slug).first() if slug else qs.filter(is_default=True).first() or qs.first()
     if llm is None:
-        raise ArborError("not_found", f"No model named {slug!r}." if slug else "No model is set up.")
+        raise ArborError(
+            "not_found", f"No model named {slug!r}." if slug else "No model is set up."
+        )
     return llm
 
 
@@ -58,7 +60,9 @@ def endpoint_candidates(*, llm_id: int) -> list[EndpointTarget]:
     endpoints = list(_live(Endpoint.objects.filter(llm_id=llm_id)))
     load = _running_per_endpoint([e.pk for e in endpoints])
     endpoints = [e for e in endpoints if load.get(e.pk, 0) < e.max_concurrency]
-    endpoints.sort(key=lambda e: (load.get(e.pk, 0) / max(e.weight, 1), e.health != "healthy", e.pk))
+    endpoints.sort(
+        key=lambda e: (load.get(e.pk, 0) / max(e.weight, 1), e.health != "healthy", e.pk)
+    )
     return [EndpointTarget(id=e.pk, base_url=e.base_url, api_key=e.api_key) for e in endpoints]
 
 

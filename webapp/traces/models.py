@@ -9,7 +9,8 @@ class Step(models.Model):
     response = models.ForeignKey("chat.Response", on_delete=models.CASCADE, related_name="steps")
     # The step object of the WebSocket protocol, column by column.
     step_id = models.CharField(max_length=32)
-    parent_step_id = models.CharField(max_length=32, null=True, blank=True)
+    # NULL is the protocol's "top-level step", not a missing value.
+    parent_step_id = models.CharField(max_length=32, null=True, blank=True)  # noqa: DJ001
     index = models.PositiveIntegerField()
     kind = models.CharField(max_length=16)
     start = models.PositiveIntegerField()

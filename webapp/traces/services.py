@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from webapp.common.types import as_uuid
 from webapp.traces.models import Step
 
 
@@ -14,7 +15,7 @@ def save_steps(*, response_id: str, steps: list[dict[str, Any]]) -> None:
     Step.objects.bulk_create(
         [
             Step(
-                response_id=response_id,
+                response_id=as_uuid(response_id),
                 step_id=s["id"],
                 parent_step_id=s["parent_id"],
                 index=s["index"],

@@ -63,7 +63,7 @@ export function fromSnapshot(s: ResponseSnapshot): ResponseState {
     timings: s.timings,
     error: s.error,
     lastSeq: s.last_seq ?? 0,
-    startedAt: null,
+    startedAt: s.started_at ?? null,
     thinkingEndedAt: null,
     hydrated: true,
   };
@@ -80,6 +80,7 @@ export function fromSummary(r: ResponseSummary, content: string): ResponseState 
     timings: r.timings,
     error: r.error,
     lastSeq: 0,
+    startedAt: r.started_at ?? null,
     hydrated: false,
   };
 }

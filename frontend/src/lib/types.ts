@@ -48,6 +48,8 @@ export interface ResponseSnapshot {
   error: ApiErrorBody | null;
   last_seq: number;
   steps: Step[];
+  created_at?: string;
+  started_at?: string | null;
 }
 
 /** The `response` summary inside a conversation message. */
@@ -60,6 +62,9 @@ export interface ResponseSummary {
   timings: Timings | null;
   error: ApiErrorBody | null;
   last_seq: number;
+  created_at?: string;
+  /** When the engine accepted the request (drives the thinking timer after a reload). */
+  started_at?: string | null;
 }
 
 export interface Message {

@@ -5,60 +5,100 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('auth', '0012_alter_user_first_name_max_length'),
+        ("auth", "0012_alter_user_first_name_max_length"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='LLM',
+            name="LLM",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=64, unique=True)),
-                ('name', models.CharField(max_length=120)),
-                ('description', models.TextField(blank=True)),
-                ('served_model_name', models.CharField(max_length=200)),
-                ('context_length', models.PositiveIntegerField(default=131072)),
-                ('default_params', models.JSONField(blank=True, default=dict)),
-                ('max_params', models.JSONField(blank=True, default=dict)),
-                ('price_prompt_per_mtok', models.DecimalField(decimal_places=4, default=0, max_digits=10)),
-                ('price_completion_per_mtok', models.DecimalField(decimal_places=4, default=0, max_digits=10)),
-                ('enabled', models.BooleanField(default=True)),
-                ('is_default', models.BooleanField(default=False)),
-                ('position', models.PositiveSmallIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('groups', models.ManyToManyField(blank=True, related_name='llms', to='auth.group')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=64, unique=True)),
+                ("name", models.CharField(max_length=120)),
+                ("description", models.TextField(blank=True)),
+                ("served_model_name", models.CharField(max_length=200)),
+                ("context_length", models.PositiveIntegerField(default=131072)),
+                ("default_params", models.JSONField(blank=True, default=dict)),
+                ("max_params", models.JSONField(blank=True, default=dict)),
+                (
+                    "price_prompt_per_mtok",
+                    models.DecimalField(decimal_places=4, default=0, max_digits=10),
+                ),
+                (
+                    "price_completion_per_mtok",
+                    models.DecimalField(decimal_places=4, default=0, max_digits=10),
+                ),
+                ("enabled", models.BooleanField(default=True)),
+                ("is_default", models.BooleanField(default=False)),
+                ("position", models.PositiveSmallIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "groups",
+                    models.ManyToManyField(blank=True, related_name="llms", to="auth.group"),
+                ),
             ],
             options={
-                'verbose_name': 'model',
-                'ordering': ['position', 'slug'],
+                "verbose_name": "model",
+                "ordering": ["position", "slug"],
             },
         ),
         migrations.CreateModel(
-            name='Endpoint',
+            name="Endpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('base_url', models.URLField(max_length=300)),
-                ('api_key', models.CharField(blank=True, max_length=300)),
-                ('weight', models.PositiveSmallIntegerField(default=1)),
-                ('max_concurrency', models.PositiveIntegerField(default=256)),
-                ('enabled', models.BooleanField(default=True)),
-                ('draining', models.BooleanField(default=False)),
-                ('health', models.CharField(choices=[('unknown', 'Unknown'), ('healthy', 'Healthy'), ('unhealthy', 'Unhealthy')], default='unknown', max_length=16)),
-                ('last_check_at', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('llm', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='endpoints', to='serving.llm')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("base_url", models.URLField(max_length=300)),
+                ("api_key", models.CharField(blank=True, max_length=300)),
+                ("weight", models.PositiveSmallIntegerField(default=1)),
+                ("max_concurrency", models.PositiveIntegerField(default=256)),
+                ("enabled", models.BooleanField(default=True)),
+                ("draining", models.BooleanField(default=False)),
+                (
+                    "health",
+                    models.CharField(
+                        choices=[
+                            ("unknown", "Unknown"),
+                            ("healthy", "Healthy"),
+                            ("unhealthy", "Unhealthy"),
+                        ],
+                        default="unknown",
+                        max_length=16,
+                    ),
+                ),
+                ("last_check_at", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "llm",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="endpoints",
+                        to="serving.llm",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['llm', 'id'],
+                "ordering": ["llm", "id"],
             },
         ),
         migrations.AddConstraint(
-            model_name='llm',
-            constraint=models.UniqueConstraint(condition=models.Q(('is_default', True)), fields=('is_default',), name='one_default_model'),
+            model_name="llm",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("is_default", True)),
+                fields=("is_default",),
+                name="one_default_model",
+            ),
         ),
     ]

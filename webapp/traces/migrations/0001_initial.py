@@ -5,31 +5,46 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('chat', '0002_initial'),
+        ("chat", "0002_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Step',
+            name="Step",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('step_id', models.CharField(max_length=32)),
-                ('parent_step_id', models.CharField(blank=True, max_length=32, null=True)),
-                ('index', models.PositiveIntegerField()),
-                ('kind', models.CharField(max_length=16)),
-                ('start', models.PositiveIntegerField()),
-                ('end', models.PositiveIntegerField(blank=True, null=True)),
-                ('title', models.CharField(blank=True, max_length=200)),
-                ('status', models.CharField(max_length=16)),
-                ('response', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='chat.response')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("step_id", models.CharField(max_length=32)),
+                ("parent_step_id", models.CharField(blank=True, max_length=32, null=True)),
+                ("index", models.PositiveIntegerField()),
+                ("kind", models.CharField(max_length=16)),
+                ("start", models.PositiveIntegerField()),
+                ("end", models.PositiveIntegerField(blank=True, null=True)),
+                ("title", models.CharField(blank=True, max_length=200)),
+                ("status", models.CharField(max_length=16)),
+                (
+                    "response",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="steps",
+                        to="chat.response",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['response', 'index'],
-                'constraints': [models.UniqueConstraint(fields=('response', 'step_id'), name='step_once_per_response')],
+                "ordering": ["response", "index"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("response", "step_id"), name="step_once_per_response"
+                    )
+                ],
             },
         ),
     ]

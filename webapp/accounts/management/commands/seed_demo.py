@@ -8,7 +8,7 @@ from django.db import transaction
 
 from webapp.serving import services as serving
 
-MODELS = [
+MODELS: list[dict[str, Any]] = [
     {
         "slug": "deepseek-r1",
         "name": "DeepSeek-R1",

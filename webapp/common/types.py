@@ -1,0 +1,20 @@
+"""Small shared typing helpers."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from django.contrib.auth.models import AnonymousUser, User
+from django.http import HttpRequest
+
+
+def as_uuid(value: str | UUID) -> UUID:
+    """Return the value as a UUID (ids travel as strings through Redis and Celery)."""
+    return value if isinstance(value, UUID) else UUID(value)
+
+
+def request_user(request: HttpRequest) -> User:
+    """Return the signed-in user of a request that authentication already let through."""
+    user = request.user
+    assert not isinstance(user, AnonymousUser), "endpoint requires authentication"
+    return user
