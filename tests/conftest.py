@@ -21,6 +21,11 @@ from tests.stack import Stack
 User = get_user_model()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the browser tests last (see tests/e2e/conftest.py)."""
+    items.sort(key=lambda item: "/e2e/" in str(item.path))
+
+
 # --- personas ------------------------------------------------------------------------
 
 

@@ -22,8 +22,13 @@ ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per test module.
+
+    Playwright's sync API keeps an event loop running in this thread while it
+    lives, which asyncio tests cannot share: it must not outlive the module.
+    """
     if not os.path.exists(CHROMIUM):
         pytest.fail(
             f"Chromium not found at {CHROMIUM}: run `make browser` (apt-get install chromium)"
