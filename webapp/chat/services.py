@@ -500,7 +500,7 @@ def _reap_running(*, response_id: str, now: datetime) -> int:
                 steps[step["id"]] = closed
         tail.append({"type": "response.failed", "error": WORKER_LOST})
         for event in tail:
-            event.update(response_id=as_uuid(response_id), seq=archive.last_seq + 1)
+            event.update(response_id=response_id, seq=archive.last_seq + 1)
             archive.add(event)
         if not steps and archive.reasoning:
             from inference.reasoning import build_steps
