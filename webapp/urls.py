@@ -20,6 +20,8 @@ class LoginView(auth_views.LoginView):
 urlpatterns = [
     path("", chat_views.chat, name="chat"),
     path("c/<uuid:conversation_id>/", chat_views.chat, name="conversation"),
+    path("settings/", chat_views.settings_page, name="settings"),
+    path("dashboard/", chat_views.dashboard, name="dashboard"),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -50,3 +50,31 @@ def chat(request: HttpRequest, conversation_id: UUID | None = None) -> HttpRespo
     return render(
         request, "chat/index.html", {"boot": boot_data(request, conversation_id=conversation_id)}
     )
+
+
+def _shell_boot(request: HttpRequest) -> dict[str, Any]:
+    return {
+        "user": {
+            "username": request.user.get_username(),
+            "is_staff": bool(getattr(request.user, "is_staff", False)),
+            "roles": user_roles(user=request.user),
+        },
+        "api_base": "/api",
+        "logout_url": "/accounts/logout/",
+    }
+
+
+@require_GET
+@login_required
+def settings_page(request: HttpRequest) -> HttpResponse:
+    """Render the user's settings: API keys, usage and remaining quota."""
+    return render(request, "settings/index.html", {"boot": _shell_boot(request)})
+
+
+@require_GET
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """Render the admins' dashboard; anyone else gets the same 404 as a missing page."""
+    if not getattr(request.user, "is_staff", False):
+        return render(request, "404.html", status=404)
+    return render(request, "dashboard/index.html", {"boot": _shell_boot(request)})
