@@ -87,20 +87,30 @@ class AsyncEventLog:
     def __init__(self, client: aredis.Redis) -> None:
         self.redis = client
 
-    async def append(self, response_id: str, events: list[Event], *, final: bool = False) -> bool:
-        """Append numbered events and return whether a cancel was requested meanwhile.
+    async def append(
+        self,
+        response_id: str,
+        events: list[Event],
+        *,
+        final: bool = False,
+        set_ttl: bool = True,
+        check_cancel: bool = True,
+    ) -> bool:
+        """Append numbered events; return whether a cancel was requested (if checked).
 
         The cancel flag is read in the same round trip, so checking it between
-        chunks costs nothing extra.
+        chunks costs no extra round trip. `final` starts the log's expiry clock.
         """
         key = stream_key(response_id)
         pipe = self.redis.pipeline(transaction=False)
         for event in events:
             pipe.xadd(key, {"e": encode(event)}, id=entry_id(event["seq"]))
-        pipe.expire(key, settings.ARBOR_EVENT_LOG_TTL_S if final else LIVE_TTL_S)
-        pipe.exists(cancel_key(response_id))
+        if final or set_ttl:
+            pipe.expire(key, settings.ARBOR_EVENT_LOG_TTL_S if final else LIVE_TTL_S)
+        if check_cancel:
+            pipe.exists(cancel_key(response_id))
         results = await pipe.execute()
-        return bool(results[-1])
+        return bool(results[-1]) if check_cancel else False
 
     async def cancel_requested(self, response_id: str) -> bool:
         return bool(await self.redis.exists(cancel_key(response_id)))

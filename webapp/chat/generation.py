@@ -173,6 +173,7 @@ class Generation:
         self.last_check = time.monotonic()
         self.deadline = time.monotonic() + settings.ARBOR_GENERATION_MAX_S
         self.lost = False
+        self.pushed = False
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
 
     # --- events ------------------------------------------------------------------
@@ -209,9 +210,17 @@ class Generation:
         if not self.unsent:
             return
         events, self.unsent = self.unsent, []
-        cancel = await self.log.append(self.rid, events, final=final)
-        self.last_check = time.monotonic()
-        if cancel and not final:
+        now = time.monotonic()
+        # The TTL is set once (and again at the end); the cancel flag is read at
+        # most every IDLE_CHECK_S: per-chunk pipelines stay two commands short.
+        check = not final and now - self.last_check >= IDLE_CHECK_S
+        cancel = await self.log.append(
+            self.rid, events, final=final, set_ttl=not self.pushed, check_cancel=check
+        )
+        self.pushed = True
+        if check:
+            self.last_check = now
+        if cancel:
             await self._cancel()
 
     # --- engine ------------------------------------------------------------------
@@ -225,6 +234,8 @@ class Generation:
             max_tokens=int(p["max_tokens"]),
             temperature=float(p["temperature"]),
             top_p=float(p["top_p"]),
+            # Gateway pass-through (chat.services.send_message `extra_params`).
+            extra=dict(p.get("extra") or {}),
         )
 
     def _client_for(self, endpoint: EndpointTarget) -> SGLangClient:
@@ -426,9 +437,15 @@ class Generation:
         await self._finalize()
 
     async def _loop(self) -> None:
+        window = settings.ARBOR_COALESCE_MS / 1000
         while True:
             try:
-                item = await asyncio.wait_for(self.queue.get(), timeout=self._timeout())
+                if self.queue.empty():
+                    async with asyncio.timeout(self._timeout()):
+                        item = await self.queue.get()
+                else:
+                    # A backlog (a busy loop, a fast engine) is drained without waiting.
+                    item = self.queue.get_nowait()
             except TimeoutError:
                 await self._tick()
                 if self.cancel_deadline is not None and time.monotonic() >= self.cancel_deadline:
@@ -443,15 +460,16 @@ class Generation:
                 if self.lost:
                     return
                 continue
-            more = self._handle(item)
-            if not more:
+            first_text = self.first_token_at is None
+            if not self._handle(item):
                 return
-            if (
-                self.buffer
-                and time.monotonic() - self.buffer_since >= settings.ARBOR_COALESCE_MS / 1000
-            ):
+            if first_text and self.first_token_at is not None:
+                # The first token goes out at once: time to first token is what users feel.
+                self._drain_buffer()
+                await self._push()
+            elif self.buffer and time.monotonic() - self.buffer_since >= window:
                 await self._tick()
-            elif not self.buffer and self.unsent:
+            elif not self.buffer and self.unsent and self.queue.empty():
                 await self._push()
 
     async def _finalize(self) -> None:
