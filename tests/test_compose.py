@@ -1,0 +1,421 @@
+"""docker-compose.yml agrees with the Procfile and with webapp/settings.py.
+
+Each check is a function returning a list of problems, run once on the real
+file (which must have none) and once on a deliberately broken copy (which must
+be caught), so every check is shown to be able to fail.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import re
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
+PROCFILE = ROOT / "Procfile"
+SETTINGS = ROOT / "webapp" / "settings.py"
+
+APP_SERVICES = ("migrate", "web", "worker", "beat", "seed")  # Django with the app's env
+ALL_SERVICES = ("postgres", "redis", *APP_SERVICES, "sglang", "emulator")
+ENGINE_ALIAS = "sglang"
+PORTS = {"web": 8000, "engine": 30000, "postgres": 5432, "redis": 6379}
+REF_RE = re.compile(r"^\$\{(?P<name>[A-Z0-9_]+)(?P<op>:?[?-])?(?P<rest>[^}]*)\}$")
+SECRET_NAME_RE = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|API_KEY|PRIVATE)", re.I)
+
+Compose = dict[str, Any]
+Check = Callable[[Compose], list[str]]
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def load_compose() -> Compose:
+    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+
+
+def procfile() -> dict[str, list[str]]:
+    out = {}
+    for line in PROCFILE.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            name, _, command = line.partition(":")
+            out[name.strip()] = shlex.split(command)
+    return out
+
+
+def settings_env() -> dict[str, tuple[bool, Any]]:
+    """Every `env.<parser>("NAME", ...)` in settings: name -> (has a default, default)."""
+    tree = ast.parse(SETTINGS.read_text(encoding="utf-8"))
+    out: dict[str, tuple[bool, Any]] = {}
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "env"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
+            default_node = node.args[1] if len(node.args) > 1 else None
+            for kw in node.keywords:
+                if kw.arg == "default":
+                    default_node = kw.value
+            default = None
+            if default_node is not None:
+                try:
+                    default = ast.literal_eval(default_node)
+                except ValueError:
+                    default = ast.unparse(default_node)
+            out[node.args[0].value] = (default_node is not None, default)
+    return out
+
+
+def command(service: dict[str, Any]) -> list[str]:
+    cmd = service.get("command", [])
+    return shlex.split(cmd) if isinstance(cmd, str) else [str(c) for c in cmd]
+
+
+def normalise(argv: list[str]) -> list[str]:
+    """`.venv/bin/daphne` -> `daphne`, `python3` -> `python`: the image's PATH has them."""
+    out = list(argv)
+    if out:
+        exe = out[0].rsplit("/", 1)[-1]
+        out[0] = "python" if exe in ("python", "python3") else exe
+    return out
+
+
+def with_bind(argv: list[str], flag: str, value: str) -> list[str]:
+    out = list(argv)
+    if flag in out:
+        out[out.index(flag) + 1] = value
+    return out
+
+
+def healthcheck_text(service: dict[str, Any]) -> str:
+    test = (service.get("healthcheck") or {}).get("test", [])
+    return " ".join(test) if isinstance(test, list) else str(test)
+
+
+def env_of(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def duration_s(text: str) -> float:
+    total = 0.0
+    for value, unit in re.findall(r"(\d+(?:\.\d+)?)(h|ms|m|s|us)", str(text)):
+        total += float(value) * {"h": 3600, "m": 60, "s": 1, "ms": 1e-3, "us": 1e-6}[unit]
+    return total
+
+
+def aliases(service: dict[str, Any]) -> set[str]:
+    nets = service.get("networks") or {}
+    if isinstance(nets, list):
+        return set()
+    return {a for net in nets.values() for a in ((net or {}).get("aliases") or [])}
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def check_services(c: Compose) -> list[str]:
+    services = c.get("services", {})
+    problems = [f"service {name!r} is missing" for name in ALL_SERVICES if name not in services]
+    if (services.get("sglang") or {}).get("profiles") != ["gpu"]:
+        problems.append("sglang must be in (only) the 'gpu' profile")
+    if (services.get("emulator") or {}).get("profiles") != ["emulator"]:
+        problems.append("emulator must be in (only) the 'emulator' profile")
+    for name in ("postgres", "redis", "migrate", "web", "worker", "beat"):
+        if (services.get(name) or {}).get("profiles"):
+            problems.append(f"{name} must run without a profile")
+    return problems
+
+
+def check_commands_match_procfile(c: Compose) -> list[str]:
+    s, proc = c["services"], procfile()
+    problems = []
+    expected = {
+        # Inside a container the process listens on every interface.
+        "web": with_bind(normalise(proc["web"]), "-b", "0.0.0.0"),
+        "worker": normalise(proc["worker"]),
+        "beat": normalise(proc["beat"]),
+        "emulator": with_bind(normalise(proc["emulator"]), "--host", "0.0.0.0"),
+    }
+    for name, want in expected.items():
+        got = normalise(command(s.get(name, {})))
+        if got != want:
+            problems.append(f"{name}: command {got} differs from the Procfile's {want}")
+    web = command(s.get("web", {}))
+    if "webapp.asgi:application" not in web or "-p" not in web:
+        problems.append("web must serve webapp.asgi:application with -p")
+    elif web[web.index("-p") + 1] != str(PORTS["web"]):
+        problems.append(f"web must listen on {PORTS['web']}")
+    worker = command(s.get("worker", {}))
+    for flag, value in (("--pool", "threads"), ("--queues", "generation,celery")):
+        if flag not in worker or worker[worker.index(flag) + 1] != value:
+            problems.append(f"worker needs {flag} {value}")
+    if command(s.get("migrate", {}))[-2:] != ["migrate", "--noinput"]:
+        problems.append("migrate must run `manage.py migrate --noinput`")
+    return problems
+
+
+def check_environment_names(c: Compose) -> list[str]:
+    known = settings_env()
+    required = [name for name, (has_default, _) in known.items() if not has_default]
+    problems = []
+    for name in APP_SERVICES:
+        env = env_of(c["services"].get(name, {}))
+        for key in env:
+            if key not in known:
+                problems.append(f"{name}: {key} is not read by webapp/settings.py")
+        for key in required:
+            if key not in env:
+                problems.append(f"{name}: required setting {key} is not provided")
+        # Their defaults point at 127.0.0.1, which is the container itself.
+        for key in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "ARBOR_EMULATOR_URL"):
+            if key not in env:
+                problems.append(f"{name}: {key} must be set (its default is loopback)")
+    return problems
+
+
+def check_urls_and_ports(c: Compose) -> list[str]:
+    s = c["services"]
+    known = settings_env()
+    problems = []
+    defaults = {
+        "DATABASE_URL": ("postgres", PORTS["postgres"]),
+        "REDIS_URL": ("redis", PORTS["redis"]),
+        "CELERY_BROKER_URL": ("redis", PORTS["redis"]),
+        "ARBOR_EMULATOR_URL": (ENGINE_ALIAS, PORTS["engine"]),
+    }
+    for key, (host, port) in defaults.items():
+        has_default, default = known.get(key, (False, None))
+        if key == "CELERY_BROKER_URL":  # defaults to REDIS_URL
+            default = known["REDIS_URL"][1]
+        if not has_default or urlsplit(str(default)).port != port:
+            problems.append(f"settings' default {key} does not use port {port}")
+        for name in APP_SERVICES:
+            value = env_of(s.get(name, {})).get(key)
+            if value is None:
+                continue
+            url = urlsplit(re.sub(r"\$\{[^}]*\}", "x", value))
+            if url.hostname != host or url.port != port:
+                problems.append(f"{name}: {key}={value} should point at {host}:{port}")
+    if "8000:8000" not in [str(p) for p in s.get("web", {}).get("ports", [])]:
+        problems.append("web must publish 8000:8000")
+    for name, port in (
+        ("postgres", PORTS["postgres"]),
+        ("redis", PORTS["redis"]),
+        ("sglang", PORTS["engine"]),
+        ("emulator", PORTS["engine"]),
+    ):
+        svc = s.get(name, {})
+        if str(port) not in [str(p) for p in svc.get("expose", [])]:
+            problems.append(f"{name} must expose {port}")
+        if str(port) not in healthcheck_text(svc):
+            problems.append(f"{name}'s healthcheck must probe port {port}")
+    hc = healthcheck_text(s.get("web", {}))
+    if f"127.0.0.1:{PORTS['web']}/healthz" not in hc:
+        problems.append("web's healthcheck must GET /healthz on port 8000")
+    return problems
+
+
+def check_sglang(c: Compose) -> list[str]:
+    svc = c["services"].get("sglang", {})
+    argv = command(svc)
+    problems = []
+    if svc.get("image") != "lmsysorg/sglang:latest":
+        problems.append("sglang must use the official image lmsysorg/sglang:latest")
+    if argv[:3] != ["python3", "-m", "sglang.launch_server"]:
+        problems.append("sglang must run python3 -m sglang.launch_server")
+
+    def value(flag: str) -> str | None:
+        return argv[argv.index(flag) + 1] if flag in argv[:-1] else None
+
+    for flag, want in (
+        ("--model-path", "deepseek-ai/DeepSeek-R1"),
+        ("--tp", "8"),
+        ("--reasoning-parser", "deepseek-r1"),
+        ("--host", "0.0.0.0"),
+        ("--port", str(PORTS["engine"])),
+    ):
+        if value(flag) != want:
+            problems.append(f"sglang needs {flag} {want}")
+    for flag in ("--trust-remote-code", "--enable-metrics"):
+        if flag not in argv:
+            problems.append(f"sglang needs {flag}")
+    devices = (((svc.get("deploy") or {}).get("resources") or {}).get("reservations") or {}).get(
+        "devices"
+    ) or []
+    if not any(
+        d.get("driver") == "nvidia"
+        and d.get("count") == "all"
+        and "gpu" in d.get("capabilities", [])
+        for d in devices
+    ):
+        problems.append("sglang needs a reservation of all nvidia GPUs")
+    if "/health" not in healthcheck_text(svc):
+        problems.append("sglang's healthcheck must probe /health")
+    if duration_s((svc.get("healthcheck") or {}).get("start_period", "0s")) < 600:
+        problems.append("sglang's healthcheck needs a long start_period (model load)")
+    if str(svc.get("shm_size")) != "32g" or svc.get("ipc") != "host":
+        problems.append("sglang needs shm_size 32g and ipc host")
+    if not any(str(v).endswith(":/root/.cache/huggingface") for v in svc.get("volumes", [])):
+        problems.append("sglang needs a volume for the Hugging Face cache")
+    return problems
+
+
+def check_engine_alias(c: Compose) -> list[str]:
+    s = c["services"]
+    problems = []
+    if ENGINE_ALIAS not in s:
+        problems.append(f"the GPU engine service must be named {ENGINE_ALIAS!r}")
+    emu = s.get("emulator", {})
+    if ENGINE_ALIAS not in aliases(emu):
+        problems.append(f"the emulator must carry the network alias {ENGINE_ALIAS!r}")
+    argv = command(emu)
+    if "inference.emulator" not in argv or "--port" not in argv:
+        problems.append("the emulator must run -m inference.emulator --port ...")
+    elif argv[argv.index("--port") + 1] != str(PORTS["engine"]):
+        problems.append("the emulator must listen on the engine's port")
+    return problems
+
+
+def check_scaling_and_order(c: Compose) -> list[str]:
+    s = c["services"]
+    problems = []
+    for name, svc in s.items():
+        if "container_name" in svc:
+            problems.append(f"{name}: container_name prevents scaling and parallel projects")
+    if s.get("worker", {}).get("ports"):
+        problems.append("worker must not publish host ports (it could not scale)")
+    for name in ("web", "worker", "beat"):
+        dep = (s.get(name, {}).get("depends_on") or {}).get("migrate") or {}
+        if dep.get("condition") != "service_completed_successfully":
+            problems.append(f"{name} must wait for migrate to complete successfully")
+    images = {s[n].get("image") for n in (*APP_SERVICES, "emulator") if n in s}
+    if len(images) != 1:
+        problems.append(f"app services must share one image, found {images}")
+    if (s.get("web", {}).get("build") or {}).get("dockerfile") != "docker/Dockerfile":
+        problems.append("the app image is built from docker/Dockerfile")
+    return problems
+
+
+def check_no_literal_secrets(c: Compose) -> list[str]:
+    problems = []
+    for name, svc in c["services"].items():
+        for key, value in env_of(svc).items():
+            ref = REF_RE.match(value)
+            # A secret may only be a reference, without a non-empty literal default.
+            if SECRET_NAME_RE.search(key) and (
+                ref is None or (ref["op"] in (":-", "-") and ref["rest"])
+            ):
+                problems.append(f"{name}: {key} holds a literal value")
+            url = urlsplit(value) if "://" in value else None
+            if url is not None and url.password is not None and not url.password.startswith("${"):
+                problems.append(f"{name}: {key} embeds a literal password")
+    secret_ref = env_of(c["services"].get("web", {})).get("ARBOR_SECRET_KEY", "")
+    match = REF_RE.match(secret_ref)
+    if match is None or match["op"] != ":?":
+        problems.append("ARBOR_SECRET_KEY must be ${ARBOR_SECRET_KEY:?...} (fail when unset)")
+    return problems
+
+
+CHECKS: list[Check] = [
+    check_services,
+    check_commands_match_procfile,
+    check_environment_names,
+    check_urls_and_ports,
+    check_sglang,
+    check_engine_alias,
+    check_scaling_and_order,
+    check_no_literal_secrets,
+]
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda f: f.__name__)
+def test_compose_file(check: Check) -> None:
+    assert check(load_compose()) == []
+
+
+def _set(path: str, value: Any) -> Callable[[Compose], None]:
+    def apply(c: Compose) -> None:
+        *head, last = path.split(".")
+        node = c
+        for part in head:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        if value is _DELETE:
+            del node[last]
+        else:
+            node[last] = value
+
+    return apply
+
+
+def _replace_arg(service: str, old: str, new: str) -> Callable[[Compose], None]:
+    def apply(c: Compose) -> None:
+        svc = c["services"][service]
+        svc["command"] = [new if a == old else a for a in command(svc)]
+
+    return apply
+
+
+_DELETE = object()
+
+BREAKAGES = [
+    ("beat missing", check_services, _set("services.beat", _DELETE)),
+    ("emulator without profile", check_services, _set("services.emulator.profiles", [])),
+    ("daphne port", check_commands_match_procfile, _replace_arg("web", "8000", "8001")),
+    ("asgi path", check_commands_match_procfile, _replace_arg("web", "webapp.asgi:application", "webapp.wsgi:application")),
+    ("worker pool", check_commands_match_procfile, _replace_arg("worker", "threads", "prefork")),
+    ("worker queues", check_commands_match_procfile, _replace_arg("worker", "generation,celery", "celery")),
+    ("beat schedule", check_commands_match_procfile, _replace_arg("beat", ".run/celerybeat-schedule", "/tmp/s")),
+    ("emulator module", check_commands_match_procfile, _replace_arg("emulator", "inference.emulator", "other.emulator")),
+    ("unknown env name", check_environment_names, _set("services.web.environment.ARBOR_SECRETKEY", "x")),
+    ("secret key absent", check_environment_names, _set("services.worker.environment.ARBOR_SECRET_KEY", _DELETE)),
+    ("redis url absent", check_environment_names, _set("services.beat.environment.REDIS_URL", _DELETE)),
+    ("postgres port", check_urls_and_ports, _set("services.web.environment.DATABASE_URL", "postgres://arbor:${P:?}@postgres:5433/arbor")),
+    ("engine host", check_urls_and_ports, _set("services.worker.environment.ARBOR_EMULATOR_URL", "http://emulator:30000")),
+    ("web healthcheck", check_urls_and_ports, _set("services.web.healthcheck.test", ["CMD", "true"])),
+    ("sglang tp", check_sglang, _replace_arg("sglang", "8", "4")),
+    ("sglang parser", check_sglang, _replace_arg("sglang", "deepseek-r1", "qwen3")),
+    ("sglang trust", check_sglang, _replace_arg("sglang", "--trust-remote-code", "--disable-radix-cache")),
+    ("sglang gpus", check_sglang, _set("services.sglang.deploy", _DELETE)),
+    ("sglang health", check_sglang, _set("services.sglang.healthcheck.test", ["CMD", "curl", "http://127.0.0.1:30000/v1/models"])),
+    ("emulator alias", check_engine_alias, _set("services.emulator.networks", _DELETE)),
+    ("emulator port", check_engine_alias, _replace_arg("emulator", "30000", "30001")),
+    ("container name", check_scaling_and_order, _set("services.worker.container_name", "arbor-worker")),
+    ("worker host port", check_scaling_and_order, _set("services.worker.ports", ["9000:9000"])),
+    ("no migrate wait", check_scaling_and_order, _set("services.web.depends_on.migrate.condition", "service_started")),
+    ("literal key", check_no_literal_secrets, _set("services.web.environment.ARBOR_SECRET_KEY", "x" * 40)),
+    ("key with default", check_no_literal_secrets, _set("services.web.environment.ARBOR_SECRET_KEY", "${ARBOR_SECRET_KEY:-" + "x" * 40 + "}")),
+    ("db password literal", check_no_literal_secrets, _set("services.postgres.environment.POSTGRES_PASSWORD", "hunter2")),
+    ("url password literal", check_no_literal_secrets, _set("services.web.environment.DATABASE_URL", "postgres://arbor:hunter2@postgres:5432/arbor")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("check", "breakage"), [(b[1], b[2]) for b in BREAKAGES], ids=[b[0] for b in BREAKAGES]
+)
+def test_checks_catch_breakage(check: Check, breakage: Callable[[Compose], None]) -> None:
+    broken = copy.deepcopy(load_compose())
+    # The YAML anchors give services one shared environment dict: unshare it first.
+    for svc in broken["services"].values():
+        if "environment" in svc:
+            svc["environment"] = dict(svc["environment"])
+    breakage(broken)
+    assert check(broken) != []
