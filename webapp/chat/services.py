@@ -152,7 +152,12 @@ def send_message(
         if existing is None:
             raise
         return _result(existing, model=existing.llm.slug)
-    return _result(response, model=llm.slug)
+    return SendResult(
+        conversation_id=str(response.conversation_id),
+        user_message_id=str(response.message.parent_id),
+        response_id=str(response.pk),
+        model=llm.slug,
+    )
 
 
 def _create_turn(
@@ -168,10 +173,13 @@ def _create_turn(
     edit_of: UUID | None = None,
     regenerate: UUID | None = None,
 ) -> Response:
-    get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk).get()
+    get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk).values_list(
+        "pk", flat=True
+    ).get()
     live = Response.objects.filter(user=user, status__in=LIVE).count()
     accounts.check_concurrent_streams(live_count=live)
     now = timezone.now()
+    created = conversation is None
     if conversation is None:
         conversation = Conversation.objects.create(
             user=user, llm=llm, title=_title_from(content), source=source
@@ -211,7 +219,8 @@ def _create_turn(
         params=params,
         client_id=client_id or None,
     )
-    Conversation.objects.filter(pk=conversation.pk).update(updated_at=now, llm=llm)
+    if not created:
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=now, llm=llm)
     response_id = str(response.pk)
 
     def enqueue() -> None:
