@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from django.db.models import F
 from django.http import HttpRequest
 from ninja import Router, Schema
 from ninja.pagination import PageNumberPagination, paginate
 
 from webapp.chat import selectors
-from webapp.common.types import request_user
+from webapp.common.types import path_uuid, request_user
 
 router = Router(tags=["chat"])
 
@@ -93,19 +94,21 @@ class ConversationDetail(Schema):
 @paginate(PageNumberPagination, page_size=20)
 def list_conversations(request: HttpRequest) -> Any:
     """List the caller's conversations, newest first, 20 a page."""
-    return [
-        {"id": c.id, "title": c.title, "updated_at": c.updated_at, "model": c.llm.slug}
-        for c in selectors.conversations_for_user(user=request_user(request))
-    ]
+    # A queryset, so the page is cut in SQL.
+    return (
+        selectors.conversations_for_user(user=request_user(request))
+        .annotate(model=F("llm__slug"))
+        .values("id", "title", "updated_at", "model")
+    )
 
 
 @router.get(
     "/conversations/{conversation_id}", response=ConversationDetail, summary="A conversation"
 )
-def get_conversation(request: HttpRequest, conversation_id: UUID) -> dict[str, Any]:
+def get_conversation(request: HttpRequest, conversation_id: str) -> dict[str, Any]:
     """Return a conversation with its messages as a tree (parent links)."""
     conversation = selectors.conversation_for_user(
-        user=request_user(request), conversation_id=conversation_id
+        user=request_user(request), conversation_id=path_uuid(conversation_id)
     )
     return {
         "id": conversation.id,
@@ -118,7 +121,9 @@ def get_conversation(request: HttpRequest, conversation_id: UUID) -> dict[str, A
 
 
 @router.get("/responses/{response_id}", response=ResponseOut, summary="A response")
-def get_response(request: HttpRequest, response_id: UUID) -> dict[str, Any]:
+def get_response(request: HttpRequest, response_id: str) -> dict[str, Any]:
     """Return a response: status, texts, usage, timings and steps, consistent as of `last_seq`."""
-    response = selectors.response_for_user(user=request_user(request), response_id=response_id)
+    response = selectors.response_for_user(
+        user=request_user(request), response_id=path_uuid(response_id)
+    )
     return selectors.response_detail(response=response)

@@ -64,7 +64,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     user=self.user, response_id=frame.response_id
                 )
         except ArborError as exc:
-            await self._send({"type": "error", "req": req, **exc.as_dict()})
+            await self._send({"type": "error", "req": req or exc.req, **exc.as_dict()})
         except Exception:
             log.exception("chat frame failed")
             await self._send(

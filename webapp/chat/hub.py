@@ -95,7 +95,12 @@ class EventHub:
         if response_id not in self._cursor:
             self._cursor[response_id] = after_seq
             await self._changed()
-        await self._fill(sub)
+        try:
+            await self._fill(sub)
+        except BaseException:
+            # Never leave a cursor behind that would break the shared read.
+            self.unsubscribe(sub)
+            raise
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:

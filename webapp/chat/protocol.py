@@ -60,7 +60,8 @@ class ChatRegenerate(_Frame):
 class ResponseSubscribe(_Frame):
     type: Literal["response.subscribe"]
     response_id: UUID
-    after_seq: Annotated[StrictInt, Field(ge=0)] = 0
+    # Bounded so it stays a valid Redis stream id and a safe JavaScript integer.
+    after_seq: Annotated[StrictInt, Field(ge=0, le=2**53 - 1)] = 0
 
 
 class ResponseCancel(_Frame):
@@ -79,10 +80,14 @@ TYPES = ("chat.send", "chat.regenerate", "response.subscribe", "response.cancel"
 
 
 def parse_frame(text: str | None, *, max_bytes: int) -> tuple[Any, str | None]:
-    """Parse a text frame; return (frame, req) or raise ArborError with the req to echo."""
+    """Parse a text frame; return (frame, req) or raise ArborError carrying the req to echo."""
     if text is None:
         raise ArborError("invalid_request", "Frames must be JSON text frames.")
-    if len(text) > max_bytes or len(text.encode()) > max_bytes:
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError as exc:  # lone surrogates: not text a browser can send
+        raise ArborError("invalid_request", "The frame is not valid UTF-8 text.") from exc
+    if size > max_bytes:
         raise ArborError("too_large", f"Frames are limited to {max_bytes} bytes.")
     try:
         data = json.loads(text)
@@ -94,11 +99,11 @@ def parse_frame(text: str | None, *, max_bytes: int) -> tuple[Any, str | None]:
     req = req if isinstance(req, str) and len(req) <= 64 else None
     if data.get("type") not in TYPES:
         raise ArborError(
-            "invalid_request", f"Unknown frame type; expected one of {', '.join(TYPES)}."
+            "invalid_request", f"Unknown frame type; expected one of {', '.join(TYPES)}.", req=req
         )
     try:
         return _adapter.validate_python(data), req
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"][1:]) or "frame"
-        raise ArborError("invalid_request", f"{where}: {first['msg']}") from exc
+        raise ArborError("invalid_request", f"{where}: {first['msg']}", req=req) from exc

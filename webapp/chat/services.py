@@ -110,6 +110,9 @@ def send_message(
             return _result(existing, model=existing.llm.slug)
     if regenerate is None and not content.strip():
         raise ArborError("invalid_request", "The message is empty.")
+    if "\x00" in content:
+        # Postgres text cannot hold NUL; refuse it here rather than fail on insert.
+        raise ArborError("invalid_request", "The message contains a NUL character.")
     if len(content) > settings.ARBOR_MAX_PROMPT_CHARS:
         raise ArborError(
             "too_large",
@@ -145,6 +148,8 @@ def send_message(
                 regenerate=regenerate,
             )
     except IntegrityError:
+        if client_id is None:
+            raise
         # A concurrent send with the same client_id won; answer with its ids.
         existing = (
             Response.objects.filter(user=user, client_id=client_id).select_related("llm").first()
@@ -176,6 +181,11 @@ def _create_turn(
     get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk).values_list(
         "pk", flat=True
     ).get()
+    if client_id:
+        # A retry that raced its own first send: under the lock, the winner is visible.
+        existing = Response.objects.filter(user=user, client_id=client_id).first()
+        if existing is not None:
+            return existing
     live = Response.objects.filter(user=user, status__in=LIVE).count()
     accounts.check_concurrent_streams(live_count=live)
     now = timezone.now()

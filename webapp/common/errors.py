@@ -32,11 +32,20 @@ HTTP_STATUS: dict[str, int] = {
 class ArborError(Exception):
     """A refusal a user may see: a code of the protocol and a plain message."""
 
-    def __init__(self, code: ErrorCode, message: str, *, retry_after_s: int | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        retry_after_s: int | None = None,
+        req: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retry_after_s = retry_after_s
+        # The WebSocket frame's `req`, when the error belongs to a frame that had one.
+        self.req = req
 
     @property
     def http_status(self) -> int:

@@ -1,0 +1,85 @@
+"""API keys: shown once, stored as a hash, revocable; the create_api_key command."""
+
+from __future__ import annotations
+
+import hashlib
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.utils import timezone
+
+from webapp.accounts.models import ApiKey
+from webapp.accounts.services import create_api_key, user_for_api_key
+
+
+def get_with(raw: str) -> Any:
+    return Client(HTTP_AUTHORIZATION=f"Bearer {raw}").get("/api/conversations")
+
+
+def test_key_is_returned_once_and_only_its_hash_is_stored(alice: Any) -> None:
+    key, raw = create_api_key(user=alice, name="laptop")
+    stored = ApiKey.objects.get(pk=key.pk)
+    assert stored.key_hash == hashlib.sha256(raw.encode()).hexdigest()
+    assert raw.startswith("arb_") and len(raw) >= 40
+    assert raw.startswith(stored.prefix) and len(stored.prefix) < len(raw) // 2
+    for value in (stored.name, stored.prefix, stored.key_hash, str(stored)):
+        assert raw not in value
+    assert user_for_api_key(raw=raw) == alice
+
+
+def test_keys_are_unique(alice: Any) -> None:
+    raws = {create_api_key(user=alice)[1] for _ in range(20)}
+    assert len(raws) == 20
+
+
+def test_use_is_recorded(alice: Any) -> None:
+    key, raw = create_api_key(user=alice)
+    assert get_with(raw).status_code == 200
+    assert ApiKey.objects.get(pk=key.pk).last_used_at is not None
+
+
+def test_revoked_key_is_rejected(alice: Any) -> None:
+    key, raw = create_api_key(user=alice)
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+    assert user_for_api_key(raw=raw) is None
+    assert get_with(raw).status_code == 401
+
+
+def test_inactive_users_key_is_rejected(alice: Any) -> None:
+    _key, raw = create_api_key(user=alice)
+    alice.is_active = False
+    alice.save()
+    assert user_for_api_key(raw=raw) is None and get_with(raw).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda r: r[:-1],
+        lambda r: r + "x",
+        lambda r: r.upper(),
+        lambda r: r[4:],
+        lambda r: "arb_" + "x" * 300,
+    ],
+)
+def test_wrong_keys_are_rejected(alice: Any, mangle: Any) -> None:
+    _key, raw = create_api_key(user=alice)
+    assert user_for_api_key(raw=mangle(raw)) is None
+
+
+def test_command_prints_a_working_key(alice: Any) -> None:
+    out = StringIO()
+    call_command("create_api_key", "alice", "--name", "cli", stdout=out)
+    raw = out.getvalue().strip()
+    assert user_for_api_key(raw=raw) == alice
+    assert get_with(raw).status_code == 200
+    assert ApiKey.objects.get(user=alice).name == "cli"
+
+
+def test_command_for_unknown_user_fails(db: None) -> None:
+    with pytest.raises(CommandError, match="nobody"):
+        call_command("create_api_key", "nobody", stdout=StringIO())
+    assert not ApiKey.objects.exists()
