@@ -440,3 +440,15 @@ def test_send_message_query_count(
     # An idempotent retry: the key lookup and the ids.
     with django_assert_max_num_queries(2):
         send(alice, "next", client_id="q1")
+
+
+def test_accounts_without_the_user_role_may_not_chat(
+    annotator: Any, admin_user: Any, llm: Any, limits: Any
+) -> None:
+    with pytest.raises(ArborError) as exc:
+        services.send_message(user=annotator, content="may I?")
+    assert exc.value.code == "forbidden"
+    assert not Response.objects.filter(user=annotator).exists()
+    # Staff may chat without being in the `user` group.
+    result = services.send_message(user=admin_user, content="as an admin")
+    assert Response.objects.filter(pk=result.response_id, user=admin_user).exists()

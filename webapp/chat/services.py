@@ -22,8 +22,9 @@ from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from webapp.accounts import services as accounts
@@ -39,6 +40,7 @@ from webapp.traces import services as traces
 log = logging.getLogger(__name__)
 
 TITLE_CHARS = 80
+CHAT_ROLE = "user"
 LIVE = (Response.Status.QUEUED, Response.Status.RUNNING)
 
 
@@ -178,9 +180,18 @@ def _create_turn(
     edit_of: UUID | None = None,
     regenerate: UUID | None = None,
 ) -> Response:
-    get_user_model().objects.select_for_update(no_key=True).filter(pk=user.pk).values_list(
-        "pk", flat=True
-    ).get()
+    # Lock the user's row; the same statement tells whether the account may chat
+    # (the `user` role; staff always may), so the check costs no extra round trip.
+    may_chat = (
+        get_user_model()
+        .objects.select_for_update(no_key=True)
+        .filter(pk=user.pk)
+        .annotate(chatter=Exists(Group.objects.filter(user=OuterRef("pk"), name=CHAT_ROLE)))
+        .values_list("chatter", flat=True)
+        .get()
+    )
+    if not (may_chat or user.is_staff):
+        raise ArborError("forbidden", "Your account is not allowed to chat.")
     if client_id:
         # A retry that raced its own first send: under the lock, the winner is visible.
         existing = Response.objects.filter(user=user, client_id=client_id).first()
