@@ -12,7 +12,7 @@ import json
 import logging
 from typing import Any
 
-from channels.db import database_sync_to_async
+from channels.db import DatabaseSyncToAsync
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -32,6 +32,16 @@ from webapp.common.errors import ArborError
 log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
+
+
+def db_call(fn: Any) -> Any:
+    """Wrap an ORM call for the consumer: run it off the event loop, connection returned after.
+
+    Not thread-sensitive: by default Channels funnels every socket's ORM calls in
+    a process through one thread, so one slow send would hold up every other
+    socket's subscribe. The calls here share no thread-bound state.
+    """
+    return DatabaseSyncToAsync(fn, thread_sensitive=False)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -60,7 +70,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             elif isinstance(frame, ResponseSubscribe):
                 await self._subscribe(str(frame.response_id), frame.after_seq, req)
             elif isinstance(frame, ResponseCancel):
-                await database_sync_to_async(services.cancel_response)(
+                await db_call(services.cancel_response)(
                     user=self.user, response_id=frame.response_id
                 )
         except ArborError as exc:
@@ -80,7 +90,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(payload, separators=(",", ":")))
 
     async def _chat_send(self, frame: ChatSend, req: str | None) -> None:
-        result = await database_sync_to_async(services.send_message)(
+        result = await db_call(services.send_message)(
             user=self.user,
             content=frame.content,
             conversation_id=frame.conversation_id,
@@ -93,14 +103,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._created(result, req)
 
     async def _chat_regenerate(self, frame: ChatRegenerate, req: str | None) -> None:
-        conversation_id = await database_sync_to_async(
+        conversation_id = await db_call(
             lambda: (
                 selectors.response_for_user(
                     user=self.user, response_id=frame.response_id
                 ).conversation_id
             )
         )()
-        result = await database_sync_to_async(services.send_message)(
+        result = await db_call(services.send_message)(
             user=self.user,
             content="",
             conversation_id=conversation_id,
@@ -125,7 +135,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._subscribe(result.response_id, 0, req)
 
     async def _subscribe(self, response_id: str, after_seq: int, req: str | None) -> None:
-        response = await database_sync_to_async(selectors.response_for_user)(
+        response = await db_call(selectors.response_for_user)(
             user=self.user, response_id=response_id
         )
         old = self.followers.pop(response_id, None)
@@ -139,7 +149,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 retry_after_s=5,
             )
         if response.is_terminal:
-            events = await database_sync_to_async(
+            events = await db_call(
                 lambda: [
                     encode(e)
                     for e in selectors.archived_events(response=response, after_seq=after_seq)
