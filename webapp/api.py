@@ -93,6 +93,14 @@ def _register() -> None:
 
     api.add_router("", chat_router)
     api.add_router("", serving_router)
+    # Quotas, usage, keys and the admin automation API (issue 5).
+    from webapp.accounts.api import admin_router as accounts_admin_router
+    from webapp.accounts.api import me_router
+    from webapp.serving.admin_api import router as serving_admin_router
+
+    api.add_router("/me", me_router)
+    api.add_router("/admin", serving_admin_router)
+    api.add_router("/admin", accounts_admin_router)
 
 
 _register()

@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "webapp.serving.apps.ServingConfig",
     "webapp.chat.apps.ChatConfig",
     "webapp.traces.apps.TracesConfig",
+    "webapp.audit.apps.AuditConfig",
+    "webapp.gateway.apps.GatewayConfig",
 ]
 
 MIDDLEWARE = [
@@ -121,6 +123,10 @@ CELERY_BEAT_SCHEDULE = {
     "check-endpoints": {
         "task": "webapp.serving.tasks.check_endpoints",
         "schedule": env.float("ARBOR_HEALTH_INTERVAL_S", 15.0),
+    },
+    "release-stale-reservations": {
+        "task": "webapp.accounts.tasks.release_stale_reservations",
+        "schedule": 300.0,
     },
 }
 
@@ -197,6 +203,12 @@ ARBOR_WORKER_DB_THREADS = env.int("ARBOR_WORKER_DB_THREADS", 4)
 ARBOR_DEFAULT_REQUESTS_PER_MINUTE = env.int("ARBOR_DEFAULT_REQUESTS_PER_MINUTE", 20)
 ARBOR_DEFAULT_CONCURRENT_STREAMS = env.int("ARBOR_DEFAULT_CONCURRENT_STREAMS", 4)
 ARBOR_DEFAULT_MAX_TOKENS = env.int("ARBOR_DEFAULT_MAX_TOKENS", 32_768)
+# Site-wide quota defaults under the group defaults (unset = unlimited); see accounts/quota.py.
+ARBOR_DEFAULT_TOKENS_PER_DAY: int | None = env.int("ARBOR_DEFAULT_TOKENS_PER_DAY", None)
+ARBOR_DEFAULT_TOKENS_PER_MONTH: int | None = env.int("ARBOR_DEFAULT_TOKENS_PER_MONTH", None)
+ARBOR_DEFAULT_QUOTA_MAX_TOKENS: int | None = env.int("ARBOR_DEFAULT_QUOTA_MAX_TOKENS", None)
+# Health history: rows older than this are pruned by the health check.
+ARBOR_HEALTH_HISTORY_HOURS = env.float("ARBOR_HEALTH_HISTORY_HOURS", 48.0)
 ARBOR_EMULATOR_URL = env.str("ARBOR_EMULATOR_URL", "http://127.0.0.1:30000")
 # Show the demo accounts on the login page (`make run` turns it on).
 ARBOR_DEMO_HINTS = env.bool("ARBOR_DEMO_HINTS", False)

@@ -3,7 +3,8 @@
 Locking rule: a user's chat.send runs inside one transaction that first locks
 the user's row (`SELECT … FOR NO KEY UPDATE`); the count of their live
 responses and the insert of the new one therefore cannot interleave with
-another send of the same user. Nothing else takes that lock.
+another send of the same user. Nothing else takes that lock. Token quotas do
+not rely on it (see accounts/quota.py): they are safe on their own.
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser, User
 from django.utils import timezone
 
+from webapp.accounts import quota
 from webapp.accounts.models import ApiKey
+from webapp.accounts.quota import QuotaRefused
 from webapp.chat.eventlog import sync_redis
 from webapp.common.errors import ArborError
 
@@ -35,33 +40,52 @@ def user_roles(*, user: User | AnonymousUser) -> list[str]:
     return roles
 
 
-def check_request_rate(*, user_id: int, now: float | None = None) -> None:
-    """Count one request against the user's per-minute limit, or refuse it."""
-    limit = settings.ARBOR_DEFAULT_REQUESTS_PER_MINUTE
+_UNSET: Any = object()
+
+
+def rpm_key(*, user_id: int, now: float) -> str:
+    return f"arbor:rpm:{user_id}:{int(now // 60)}"
+
+
+def check_request_rate(*, user_id: int, now: float | None = None, limit: Any = _UNSET) -> None:
+    """Count one request against the user's per-minute limit, or refuse it (Redis INCR)."""
+    if limit is _UNSET:
+        limit = quota.effective_limits(user_id=user_id).requests_per_minute
     now = time.time() if now is None else now
-    window = int(now // 60)
-    key = f"arbor:rpm:{user_id}:{window}"
+    key = rpm_key(user_id=user_id, now=now)
     pipe = sync_redis().pipeline()
     pipe.incr(key)
     pipe.expire(key, 120)
     count = int(pipe.execute()[0])
-    if count > limit:
+    if limit is not None and count > limit:
         retry = max(1, 60 - int(now % 60))
-        raise ArborError(
+        raise QuotaRefused(
             "rate_limited",
             f"Too many requests: at most {limit} a minute. Try again in {retry} s.",
+            limit="requests_per_minute",
             retry_after_s=retry,
         )
 
 
-def check_concurrent_streams(*, live_count: int) -> None:
-    """Refuse a new answer while the user already has the maximum generating."""
-    limit = settings.ARBOR_DEFAULT_CONCURRENT_STREAMS
-    if live_count >= limit:
-        raise ArborError(
+def requests_this_minute(*, user_id: int, now: float | None = None) -> int:
+    raw = sync_redis().get(rpm_key(user_id=user_id, now=time.time() if now is None else now))
+    return int(raw or 0)
+
+
+def check_concurrent_streams(*, live_count: int, limit: Any = _UNSET) -> None:
+    """Refuse a new answer while the user already has the maximum generating.
+
+    Call it under the user-row lock (see the module docstring), with the count
+    of the user's queued and running responses read under that lock.
+    """
+    if limit is _UNSET:
+        limit = settings.ARBOR_DEFAULT_CONCURRENT_STREAMS
+    if limit is not None and live_count >= limit:
+        raise QuotaRefused(
             "quota_exceeded",
             f"You already have {live_count} answers being generated (at most {limit} at once). "
             "Wait for one to finish or stop it.",
+            limit="concurrent_streams",
             retry_after_s=5,
         )
 
@@ -72,6 +96,9 @@ def _hash_key(raw: str) -> str:
 
 def create_api_key(*, user: User, name: str = "") -> tuple[ApiKey, str]:
     """Create a key and return it with its secret, which is shown once and never stored."""
+    name = name.strip()
+    if len(name) > 80:
+        raise ArborError("invalid_request", "A key name has at most 80 characters.")
     raw = KEY_PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(user=user, name=name, prefix=raw[:10], key_hash=_hash_key(raw))
     return key, raw
@@ -90,6 +117,30 @@ def user_for_api_key(*, raw: str) -> User | None:
         return None
     ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
     return key.user
+
+
+def api_key_for(*, raw: str) -> ApiKey | None:
+    """Return the active key (with its active user) for this secret, or None."""
+    if not raw.startswith(KEY_PREFIX) or len(raw) > 200:
+        return None
+    key = (
+        ApiKey.objects.select_related("user")
+        .filter(key_hash=_hash_key(raw), revoked_at__isnull=True, user__is_active=True)
+        .first()
+    )
+    if key is not None:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    return key
+
+
+def revoke_api_key(*, user: User, key_id: int, now: datetime | None = None) -> None:
+    """Revoke one of the user's keys; another user's key looks like a missing one."""
+    key = ApiKey.objects.filter(pk=key_id, user=user).first()
+    if key is None:
+        raise ArborError("not_found", "No such API key.")
+    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(
+        revoked_at=now or timezone.now()
+    )
 
 
 def get_user_by_username(*, username: str) -> User:

@@ -518,6 +518,7 @@ class Generation:
                     endpoint_id=self.endpoint.id if self.endpoint else None,
                     first_token_at=self.first_token_at,
                     answer_started_at=self.answer_started_at,
+                    started_at=self.job.started_at,  # quota hook: the ledger's queued_ms
                     finished_at=finished_at,
                 )
                 break

@@ -27,6 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from webapp.accounts import quota
 from webapp.accounts import services as accounts
 from webapp.chat import eventlog
 from webapp.chat.events import ArchiveBuilder, Event
@@ -97,12 +98,18 @@ def send_message(
     edit_of: UUID | None = None,
     regenerate: UUID | None = None,
     source: str = Conversation.Source.CHAT,
+    extra_params: dict[str, Any] | None = None,
 ) -> SendResult:
     """Store a user message and a queued response to it, and enqueue generation.
 
     `edit_of` names an earlier user message: the new one becomes its sibling
     (a new branch). `regenerate` names an earlier response: no user message is
     stored and the new response becomes its sibling.
+
+    `extra_params` (the OpenAI gateway's pass-through, e.g. `stop`, `seed`, or the
+    request's own `messages`) is stored as `Response.params["extra"]` and merged
+    as is into the engine request body (generation.py `_request()`); the caller
+    validates it. Chats never set it.
     """
     if client_id:
         existing = (
@@ -123,7 +130,11 @@ def send_message(
         )
     conversation = None
     if conversation_id is not None:
-        conversation = Conversation.objects.filter(pk=conversation_id, user=user).first()
+        conversation = (
+            Conversation.objects.filter(pk=conversation_id, user=user)
+            .select_related("llm")  # quota hook: saves the query the reservation adds
+            .first()
+        )
         if conversation is None:
             raise ArborError("not_found", "No such conversation.")
     llm = serving.llm_for_user(
@@ -134,8 +145,10 @@ def send_message(
     resolved = resolve_params(
         defaults=llm.default_params, limits=llm.max_params, asked=params or {}
     )
-    accounts.check_request_rate(user_id=user.pk)
+    if extra_params:
+        resolved["extra"] = dict(extra_params)  # gateway pass-through, see the docstring
     try:
+        accounts.check_request_rate(user_id=user.pk)
         with transaction.atomic():
             response = _create_turn(
                 user=user,
@@ -149,6 +162,10 @@ def send_message(
                 edit_of=edit_of,
                 regenerate=regenerate,
             )
+    except accounts.QuotaRefused as exc:
+        # Quota hook: count the refusal once its transaction has rolled back.
+        quota.record_refusal(limit=exc.limit)
+        raise
     except IntegrityError:
         if client_id is None:
             raise
@@ -198,7 +215,11 @@ def _create_turn(
         if existing is not None:
             return existing
     live = Response.objects.filter(user=user, status__in=LIVE).count()
-    accounts.check_concurrent_streams(live_count=live)
+    # Quota hook: the user's limits (cached), streams under the user lock, max_tokens cap.
+    limits = quota.effective_limits(user_id=user.pk)
+    accounts.check_concurrent_streams(live_count=live, limit=limits.concurrent_streams)
+    if limits.max_tokens is not None and params["max_tokens"] > limits.max_tokens:
+        params = {**params, "max_tokens": limits.max_tokens}
     now = timezone.now()
     created = conversation is None
     if conversation is None:
@@ -240,6 +261,17 @@ def _create_turn(
         params=params,
         client_id=client_id or None,
     )
+    # Quota hook: reserve the worst case (a refusal rolls the whole turn back).
+    quota.reserve_tokens(
+        user_id=user.pk,
+        username=user.get_username(),
+        response_id=response.pk,
+        llm=llm,
+        max_tokens=int(params["max_tokens"]),
+        limits=limits,
+        conversation_id=conversation.pk,
+        now=now,
+    )
     if not created:
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=now, llm=llm)
     response_id = str(response.pk)
@@ -271,6 +303,7 @@ def cancel_response(*, user: User, response_id: UUID) -> None:
             archive = ArchiveBuilder()
             archive.add(event)
             EventArchive.objects.create(response_id=as_uuid(response_id), index=archive.index)
+            quota.release_reservation(response_id=response_id, outcome="cancelled", now=now)
             transaction.on_commit(
                 lambda: eventlog.append_sync(str(response_id), [event], final=True)
             )
@@ -397,6 +430,7 @@ def finish_response(
     endpoint_id: int | None = None,
     first_token_at: datetime | None = None,
     answer_started_at: datetime | None = None,
+    started_at: datetime | None = None,
     finished_at: datetime,
 ) -> bool:
     """Store a response's final state and event archive in one transaction.
@@ -434,6 +468,19 @@ def finish_response(
         )
         Conversation.objects.filter(messages__pk=as_uuid(response_id)).update(
             updated_at=finished_at
+        )
+        # Quota hook: charge the actual tokens and release the reservation.
+        quota.settle_usage(
+            response_id=response_id,
+            outcome=status,
+            usage=usage or None,
+            reasoning=archive.reasoning,
+            content=archive.content,
+            endpoint_id=endpoint_id,
+            started_at=started_at,
+            first_token_at=first_token_at,
+            answer_started_at=answer_started_at,
+            now=finished_at,
         )
     return True
 
@@ -549,6 +596,18 @@ def _reap_running(*, response_id: str, now: datetime) -> int:
         EventArchive.objects.update_or_create(
             response_id=as_uuid(response_id), defaults={"index": archive.index}
         )
+        # Quota hook: the engine's usage never arrived; charge an estimate from the text.
+        quota.settle_usage(
+            response_id=response_id,
+            outcome=Response.Status.FAILED,
+            reasoning=archive.reasoning,
+            content=archive.content,
+            endpoint_id=response.endpoint_id,
+            started_at=response.started_at,
+            first_token_at=response.first_token_at,
+            answer_started_at=response.answer_started_at,
+            now=now,
+        )
         transaction.on_commit(lambda: eventlog.append_sync(response_id, tail, final=True))
     log.warning("reaped response %s: worker lost, %d events kept", response_id, len(events))
     return 1
@@ -576,5 +635,6 @@ def _reap_queued(*, response_id: str, now: datetime) -> int:
         archive = ArchiveBuilder()
         archive.add(event)
         EventArchive.objects.create(response_id=as_uuid(response_id), index=archive.index)
+        quota.release_reservation(response_id=response_id, outcome="failed", now=now)  # hook
         transaction.on_commit(lambda: eventlog.append_sync(response_id, [event], final=True))
     return 1

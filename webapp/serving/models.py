@@ -63,6 +63,12 @@ class Endpoint(models.Model):
     health = models.CharField(max_length=16, choices=Health.choices, default=Health.UNKNOWN)
     last_check_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # Load from the engine's /metrics at the last check (None: no metrics exposed).
+    running = models.FloatField(null=True, blank=True)
+    queued = models.FloatField(null=True, blank=True)
+    throughput = models.FloatField(null=True, blank=True)
+    # A few facts from /server_info (version, served model, context length, parallelism).
+    server_info = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -70,3 +76,23 @@ class Endpoint(models.Model):
 
     def __str__(self) -> str:
         return f"{self.llm.slug} @ {self.base_url}"
+
+
+class EndpointCheck(models.Model):
+    """One health check of an endpoint (history for the dashboard; pruned after a while)."""
+
+    endpoint = models.ForeignKey(Endpoint, on_delete=models.CASCADE, related_name="checks")
+    at = models.DateTimeField()
+    healthy = models.BooleanField()
+    running = models.FloatField(null=True, blank=True)
+    queued = models.FloatField(null=True, blank=True)
+    throughput = models.FloatField(null=True, blank=True)
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [models.Index(fields=["endpoint", "at"], name="check_endpoint_at")]
+
+    def __str__(self) -> str:
+        return f"{self.endpoint_id} {self.at:%H:%M:%S} {'ok' if self.healthy else 'down'}"

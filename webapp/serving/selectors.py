@@ -55,15 +55,35 @@ def has_live_endpoint(*, llm: LLM) -> bool:
     return _live(llm.endpoints.all()).exists()
 
 
+def endpoint_load(endpoint: Endpoint, *, ours: int) -> float:
+    """Requests an endpoint is busy with: Arbor's own streams (fresh), or the engine's
+    running count from the last /metrics poll when higher (other clients share it),
+    plus the engine's waiting queue."""
+    return max(float(ours), endpoint.running or 0.0) + (endpoint.queued or 0.0)
+
+
 def endpoint_candidates(*, llm_id: int) -> list[EndpointTarget]:
-    """Return the model's usable endpoints, least loaded (per unit of weight) first."""
+    """Return the model's usable endpoints, least loaded (per unit of weight) first.
+
+    Healthy endpoints come before ones not checked yet at equal load; endpoints
+    at their `max_concurrency` of Arbor streams are left out.
+    """
     endpoints = list(_live(Endpoint.objects.filter(llm_id=llm_id)))
-    load = _running_per_endpoint([e.pk for e in endpoints])
-    endpoints = [e for e in endpoints if load.get(e.pk, 0) < e.max_concurrency]
+    ours = _running_per_endpoint([e.pk for e in endpoints])
+    endpoints = [e for e in endpoints if ours.get(e.pk, 0) < e.max_concurrency]
     endpoints.sort(
-        key=lambda e: (load.get(e.pk, 0) / max(e.weight, 1), e.health != "healthy", e.pk)
+        key=lambda e: (
+            endpoint_load(e, ours=ours.get(e.pk, 0)) / max(e.weight, 1),
+            e.health != "healthy",
+            e.pk,
+        )
     )
     return [EndpointTarget(id=e.pk, base_url=e.base_url, api_key=e.api_key) for e in endpoints]
+
+
+def running_per_endpoint(endpoint_ids: list[int]) -> dict[int, int]:
+    """Arbor's running responses per endpoint."""
+    return _running_per_endpoint(endpoint_ids)
 
 
 def _running_per_endpoint(endpoint_ids: list[int]) -> dict[int, int]:
