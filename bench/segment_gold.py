@@ -9,11 +9,17 @@
   by our rules (isolates the classifier from the segmentation).
 
 The labels are LLM annotations (weak gold): read the numbers as agreement, not
-accuracy. Run: ``.venv/bin/python bench/segment_gold.py``.
+accuracy. Run: ``.venv/bin/python bench/segment_gold.py [--split dev|heldout|all]``.
+
+``--split`` keeps half of each fixture (by a stable hash of the record id,
+``split_of``): design rules on ``dev`` only and confirm them on ``heldout`` (the
+fixtures are a small sample; tuning on all of them overfits). Default ``all``.
 """
 
 from __future__ import annotations
 
+import argparse
+import hashlib
 import re
 import statistics
 from collections import Counter
@@ -43,6 +49,22 @@ TOLERANCE = 40
 _SEGMENT_TAG = re.compile(r"<(DEFINE|BLOOM|CYCLE|FINAL)>")
 _ANY_TAG = re.compile(r"</?(?:DEFINE|BLOOM|CYCLE|FINAL|r|v)>")
 _WS = re.compile(r"\s+")
+
+
+SPLITS = ("dev", "heldout", "all")
+
+
+def split_of(record_id: str) -> str:
+    """Return the stable half ("dev" or "heldout") a fixture record belongs to."""
+    digest = hashlib.sha256(record_id.encode("utf-8")).digest()
+    return "dev" if digest[0] % 2 == 0 else "heldout"
+
+
+def select(records: list[dict[str, Any]], split: str) -> list[dict[str, Any]]:
+    """Keep the records of one split (``all`` keeps every record)."""
+    if split == "all":
+        return records
+    return [r for r in records if split_of(str(r["id"])) == split]
 
 
 def gold_cycle_starts(record: dict[str, Any]) -> list[int] | None:
@@ -90,9 +112,9 @@ def prf(tp: int, npred: int, ngold: int) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
-def boundaries() -> dict[str, Any]:
+def boundaries(split: str = "all") -> dict[str, Any]:
     """Score episode (and leaf-step) starts against Thoughtology segment starts."""
-    records = load_jsonl("r1-traces/gsm8k.jsonl")
+    records = select(load_jsonl("r1-traces/gsm8k.jsonl"), split)
     totals = Counter[str]()
     skipped = 0
     episodes_per_trace: list[int] = []
@@ -140,7 +162,7 @@ def boundaries() -> dict[str, Any]:
                 "f1": f,
             }
     print_table(
-        f"Boundaries vs Thoughtology segment starts (gsm8k, {out['traces']} traces; "
+        f"Boundaries vs Thoughtology segment starts (gsm8k {split}, {out['traces']} traces; "
         f"median {out['median_episodes']} episodes vs {out['median_gold_segments']} gold segments, "
         f"{out['median_leaf_steps']} leaf steps)",
         ["unit", "pred", "gold", "match", "P", "R", "F1"],
@@ -153,9 +175,9 @@ def _scored(kind: str) -> str:
     return KIND_TO_SCORED.get(kind, kind)
 
 
-def kinds() -> dict[str, Any]:
+def kinds(split: str = "all") -> dict[str, Any]:
     """Score step kinds against Thought Anchors function tags."""
-    records = load_jsonl("thought-anchors/labeled.jsonl")
+    records = select(load_jsonl("thought-anchors/labeled.jsonl"), split)
     step_pairs: list[tuple[str, str]] = []  # (gold, pred) per leaf step
     chunk_pairs: list[tuple[str, str]] = []  # (gold, pred) per TA chunk
     chars_agree = 0
@@ -202,7 +224,7 @@ def kinds() -> dict[str, Any]:
             else "TA's own sentence chunks, classified by our rules"
         )
         print_table(
-            f"Kinds vs Thought Anchors tags ({what})",
+            f"Kinds vs Thought Anchors tags ({split} split, {out['traces']} traces; {what})",
             ["kind", "gold", "pred", "P", "R", "F1"],
             rows,
         )
@@ -254,13 +276,17 @@ def align_chunks(text: str, chunks: list[str]) -> list[tuple[int, int]] | None:
 
 def main() -> None:
     """Run both measurements, print the tables and write the JSON result."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", choices=SPLITS, default="all", help="fixture half to score")
+    split = parser.parse_args().split
     result = {
-        "boundaries": boundaries(),
-        "kinds": kinds(),
+        "split": split,
+        "boundaries": boundaries(split),
+        "kinds": kinds(split),
         "ta_to_kind": TA_TO_KIND,
         "tolerance_chars": TOLERANCE,
     }
-    path = write_json("segment_gold", result)
+    path = write_json("segment_gold" if split == "all" else f"segment_gold_{split}", result)
     print(f"\nwrote {path}")
 
 

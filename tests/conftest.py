@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -140,12 +141,45 @@ def stack(django_db_setup: None, django_db_blocker: Any) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def live(stack: Stack, transactional_db: None, settings: Any) -> Stack:
+def live(stack: Stack, transactional_db: None, settings: Any) -> Iterator[Stack]:
     """The running stack, with the test's data committed so its processes see it."""
     settings.ARBOR_DEFAULT_REQUESTS_PER_MINUTE = 1000
     settings.ARBOR_DEFAULT_CONCURRENT_STREAMS = 50
     settings.ARBOR_HEARTBEAT_TIMEOUT_S = float(stack.env["ARBOR_HEARTBEAT_TIMEOUT_S"])
-    return stack
+    yield stack
+    _quiesce()
+
+
+def _quiesce(timeout: float = 15.0) -> None:
+    """Stop what a test left generating before the database is flushed.
+
+    The flush truncates every table; a worker still writing to them at that
+    moment can deadlock with it. Cancel every live response (the worker aborts
+    the engine request and writes its final state) and wait for them to end.
+    """
+    from django.db import connections
+
+    from webapp.chat import eventlog
+    from webapp.chat.models import Response
+
+    live_statuses = [Response.Status.QUEUED, Response.Status.RUNNING]
+    try:
+        for response_id in Response.objects.filter(status__in=live_statuses).values_list(
+            "pk", flat=True
+        ):
+            eventlog.request_cancel_sync(str(response_id))
+        Response.objects.filter(status=Response.Status.QUEUED).update(
+            status=Response.Status.CANCELLED
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not Response.objects.filter(status__in=live_statuses).exists():
+                break
+            time.sleep(0.1)
+        # A dead worker's response (e.g. after a kill test) never ends by itself.
+        Response.objects.filter(status__in=live_statuses).update(status=Response.Status.FAILED)
+    finally:
+        connections.close_all()
 
 
 # --- a WebSocket client ------------------------------------------------------------------

@@ -28,8 +28,11 @@ Tree shape (what the browser renders as an outline)::
   the episode holding the latest result (that result step turns ``verified``
   when the check confirms it); a reflect/backtrack pivot that explicitly refers
   back, or strongly overlaps an earlier step, becomes a child of that step's
-  episode. Depth is capped (lexicon.EPISODE_DEPTH_CAP). The first episode is
-  split where the problem definition (setup) ends.
+  episode. Depth is capped (lexicon.EPISODE_DEPTH_CAP). Weak reflect openings
+  ("Hmm", "But is ...", lexicon.WEAK_PIVOTS) split leaves but stay in the
+  current episode; a final pivot right after a worked step stays in that
+  episode (lexicon.FINAL_JOINS_AFTER). The first episode is split where the
+  first attempt begins (lexicon.BLOOM_MARKERS, or the first computation).
 * A new episode's parent is always on the currently open path, so the outline
   only grows at the bottom (no insertion in the middle) and episode spans nest.
 * Boundaries are decided after a fixed look-ahead (lexicon.LOOKAHEAD) and never

@@ -29,6 +29,11 @@ _VALUE = re.compile(lx.VALUE_STATEMENT, _FLAGS)
 _LEAD = re.compile(r"[\s*_>#\-\"'“(]*")
 _TOKEN = re.compile(r"\\[A-Za-z]+|\d+(?:\.\d+)?|[A-Za-z][A-Za-z']*")
 _WS = re.compile(r"\s+")
+_WEAK_FILLER = re.compile(lx.WEAK_FILLERS, _FLAGS)
+_STRONG_FILLER = re.compile(lx.STRONG_FILLERS, _FLAGS)
+_WEAK_PIVOT = _union(lx.WEAK_PIVOTS)
+_BLOOM = _union(lx.BLOOM_MARKERS)
+_RECALL_CUE = _union(lx.OPENING_RECALL_CUES)
 
 
 def _opening(text: str) -> str:
@@ -37,29 +42,56 @@ def _opening(text: str) -> str:
     return text[skip : skip + lx.OPENING_CHARS]
 
 
-def opening_kind(window: str, ordinal: int) -> str:
-    """Classify a step from its opening window alone (structure uses this)."""
-    head = _opening(window)
+def _first_kind(head: str, ordinal: int) -> str | None:
+    """Return the first kind (in precedence) whose start marker opens ``head``."""
     for kind in lx.PRECEDENCE:
         if kind == "setup" and ordinal >= lx.SETUP_MAX_ORDINAL:
             continue
         if _START[kind].match(head):
-            if kind in ("plan", "result"):
-                break  # need the whole step to tell plan/result/compute apart
             return kind
+    return None
+
+
+def _opened(head: str, ordinal: int) -> str | None:
+    """Return the kind a step opens with, looking past a leading filler word."""
+    kind = _first_kind(head, ordinal)
+    for filler, refines in (
+        (_WEAK_FILLER, lx.WEAK_FILLER_REFINES_TO),
+        (_STRONG_FILLER, lx.STRONG_FILLER_REFINES_TO),
+    ):
+        m = filler.match(head)
+        if m is None or m.end() == 0 or m.end() >= len(head):
+            continue
+        rest = _first_kind(head[m.end() :], lx.SETUP_MAX_ORDINAL)
+        weaker = kind is None or lx.PRECEDENCE.index(kind) >= lx.PRECEDENCE.index("reflect")
+        if rest is not None and rest in refines and rest != kind and weaker:
+            return rest
+    return kind
+
+
+def opening_kind(window: str, ordinal: int) -> str:
+    """Classify a step from its opening window alone (structure uses this)."""
+    head = _opening(window)
+    kind = _opened(head, ordinal)
+    if kind is not None and kind not in ("plan", "result"):
+        return kind  # plan/result/compute need the whole step to tell apart
     return "compute" if _MATH.search(head) else "plan"
+
+
+def starts_attempt(window: str, kind: str) -> bool:
+    """Tell whether a step in the problem definition begins the first attempt."""
+    return kind in ("compute", "result", "recall") or _BLOOM.match(_opening(window)) is not None
+
+
+def opens_episode(window: str) -> bool:
+    """Tell whether a reflect opening starts a new line of thought (not a weak one)."""
+    return _WEAK_PIVOT.match(_opening(window)) is None
 
 
 def step_kind(text: str, ordinal: int) -> str:
     """Classify a closed step from its whole text."""
     head = _opening(text)
-    opened = None
-    for kind in lx.PRECEDENCE:
-        if kind == "setup" and ordinal >= lx.SETUP_MAX_ORDINAL:
-            continue
-        if _START[kind].match(head):
-            opened = kind
-            break
+    opened = _opened(head, ordinal)
     if opened in ("final", "backtrack", "alternative", "verify", "setup"):
         return opened
     if _ANYWHERE["final"].search(text):
@@ -72,6 +104,10 @@ def step_kind(text: str, ordinal: int) -> str:
     if opened is None and _ANYWHERE["backtrack"].search(text):
         return "backtrack"
     if opened == "recall":
+        return "recall"
+    if opened in lx.VERIFY_CUE_OVERRIDES and _ANYWHERE["verify"].search(text):
+        return "verify"
+    if opened in lx.RECALL_CUE_OVERRIDES and _RECALL_CUE.search(head):
         return "recall"
     mathy = _MATH.search(text) is not None or _digit_share(text) >= lx.DIGIT_SHARE_COMPUTE
     if opened == "result":

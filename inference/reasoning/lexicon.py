@@ -148,6 +148,53 @@ START_MARKERS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+# Discourse fillers that may precede the marker that really classifies a step
+# ("Hmm, let me check", "Okay, so first", "Wait, just to make sure"). The step
+# is classified by what follows the filler when that is one of the listed kinds;
+# otherwise the filler's own kind stands. Weak fillers (hesitation, assent,
+# connectives) carry no move of their own, so anything specific wins; "wait"
+# and its kin announce a reconsideration, so only another pivot refines them.
+WEAK_FILLERS = r"(?:h+m+|okay|ok|alright|all right|well|oh|yes|yeah|so|and|now)\b[\s,.!;:\-—]*"
+WEAK_FILLER_REFINES_TO: tuple[str, ...] = (
+    "final",
+    "backtrack",
+    "alternative",
+    "verify",
+    "recall",
+    "plan",
+)
+STRONG_FILLERS = r"(?:but\s+|oh,?\s+)?(?:wait|hold on|actually)\b[\s,.!;:\-—]*(?:a (?:second|moment|minute)\b[\s,.!;:\-—]*)?"
+STRONG_FILLER_REFINES_TO: tuple[str, ...] = ("final", "backtrack", "alternative", "verify")
+
+# Reflect openings that split a step but do not open a new episode: hesitation
+# and rhetorical questions that continue the current line of thought rather
+# than restart it (a reconsideration cycle starts with "Wait" / "Hold on" /
+# "Let me re-read", not with every "Hmm" or "But is ...").
+WEAK_PIVOTS: tuple[str, ...] = (
+    r"h+m+\b(?![\s,.!]*(?:wait|hold on|actually|no\b))",
+    r"huh\b",
+    r"but (?:is|are|does|do|what|why|how|then|maybe|perhaps|I|the problem|that|this)\b",
+    r"is (?:that|this) (?:right|correct)",
+    r"did I\b",
+)
+# A final pivot right after a step of these kinds ("Therefore, the total is 18.
+# **Final Answer** \\boxed{18}") restates the conclusion just reached: it stays
+# in that episode instead of opening a new top-level one.
+FINAL_JOINS_CONCLUDED = True
+FINAL_JOINS_AFTER: tuple[str, ...] = ("final", "result", "compute", "verify")
+
+# Openings that begin the first attempt (Thoughtology's BLOOM) while the trace
+# is still defining the problem: an ordinal or an explicit start of the work.
+# Announcing a plan ("let's break this down", "I need to figure out") still
+# belongs to the definition; the first attempt starts with its first move.
+BLOOM_MARKERS: tuple[str, ...] = (
+    r"first(?:ly| off)?\b",
+    r"let(?: me|'s| us) (?:start|begin)\b",
+    r"(?:\*\*)?step 1\b",
+    r"starting (?:with|from)\b",
+    r"to (?:start|begin)\b",
+)
+
 # Kinds that can split a paragraph at a sentence start (pivots).
 PIVOT_KINDS: tuple[str, ...] = ("final", "backtrack", "alternative", "verify", "reflect")
 
@@ -186,9 +233,38 @@ ANYWHERE_CUES: dict[str, tuple[str, ...]] = {
         r"\bplug(?:ging)? (?:it |this |that )?back\b",
         r"\bsubstitut(?:e|ing) back\b",
         r"\bdouble[- ]check\b",
+        r"[\u2713\u2714]",  # check marks
+        r"\b(?:that|this|it) (?:seems|looks|is) (?:right|correct|consistent)\b",
+        r"\bthat(?:'s| is) (?:correct|consistent)\b",
+        r"\bmake sure\b",
     ),
     "reflect": (r"\bnot sure\b", r"\bconfus(?:ed|ing)\b"),
 }
+
+# Fact cues anywhere in a step's opening (first OPENING_CHARS): a plain or
+# planning sentence that brings in a formula, definition or known property is
+# recalling knowledge, not computing or planning ("For circular permutations,
+# the formula is (n-1)!", "This is a linear recurrence; the general solution").
+OPENING_RECALL_CUES: tuple[str, ...] = (
+    r"\bformula\b",
+    r"\btheorem\b",
+    r"\bidentity\b",
+    r"\bby definition\b",
+    r"\bis defined (?:as|by)\b",
+    r"\bis given by\b",
+    r"\bin general\b",
+    r"\bknown as\b",
+    r"\bis called\b",
+    r"\bgeneral (?:solution|form|term)\b",
+    r"\bI (?:know|remember|recall)\b",
+    r"\brecall\b",
+)
+RECALL_CUE_OVERRIDES: tuple[str | None, ...] = (None, "plan")
+
+# Openings after which a verification cue anywhere in the step makes it a
+# check: plain statements ("Layer 2: 1 + 3*4 = 13 ✔", "Then 240 + 126 = 366.
+# Yep, that's consistent.") that re-derive a known value to confirm it.
+VERIFY_CUE_OVERRIDES: tuple[str | None, ...] = (None, "plan", "result")
 
 # A step that opened as "reflect" becomes the kind of a matching anywhere cue.
 REFLECT_REFINES_TO: tuple[str, ...] = ("backtrack", "alternative", "verify")

@@ -172,7 +172,7 @@ class TraceBuilder:
             return self._push(None, kind, b, events)
         cur = stack[-1]
         if kind == "final":
-            if cur.step["kind"] == "final":
+            if cur.step["kind"] == "final" or self._restates_answer(cur):
                 return cur
             return self._push_at(0, kind, b, events)
         if kind == "alternative":
@@ -187,6 +187,8 @@ class TraceBuilder:
                         return new
                     break
             return self._sibling(kind, b, events, abandon=False)
+        if kind == "reflect" and not cl.opens_episode(b.window):
+            return cur  # hesitation inside the current line of thought
         if kind in ("reflect", "backtrack"):
             target = self._revisit_level(b.window, ordinal)
             if target is not None:
@@ -196,11 +198,17 @@ class TraceBuilder:
             len(stack) == 1
             and not self._steps_before(stack[0])
             and kind != "setup"
-            and all(leaf.step["kind"] == "setup" for leaf in cur.leaves)
+            and cl.starts_attempt(b.window, kind)
         ):
             # Thoughtology: the problem definition ends where the first attempt begins.
             return self._push_at(0, kind, b, events)
         return cur
+
+    def _restates_answer(self, cur: _Episode) -> bool:
+        """Tell whether a final pivot only restates an answer the episode just reached."""
+        if not lx.FINAL_JOINS_CONCLUDED or not cur.leaves:
+            return False
+        return cur.leaves[-1].step["kind"] in lx.FINAL_JOINS_AFTER
 
     def _steps_before(self, episode: _Episode) -> bool:
         """Tell whether any episode preceded this one."""

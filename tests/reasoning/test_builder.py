@@ -157,3 +157,18 @@ def test_feed_after_finish_raises() -> None:
         pass
     else:
         raise AssertionError("feed() after finish() must raise")
+
+
+def test_filler_and_weak_pivot_rules() -> None:
+    assert opening_kind("Hmm, let me double-check the sum", 9) == "verify"
+    assert opening_kind("Wait, just to make sure, 3 + 4 = 7", 9) == "verify"
+    assert opening_kind("Hmm.", 9) == "reflect"
+    text = (
+        "Okay, so I need to find how much Kylar pays for sixteen glasses.\n\n"
+        "First, each pair of glasses costs 5 + 3 = 8 dollars, so 8 * 8 = 64.\n\n"
+        "Hmm, that is a lot of glasses for one small kitchen cupboard.\n\n"
+        "Therefore, the total is 64 dollars.\n\n**Final Answer**\n\\boxed{64}"
+    )
+    episodes = [s for s in build_steps(text) if s["id"].startswith("e")]
+    # "Hmm" continues the attempt; the final answer restates the result just reached.
+    assert [e["kind"] for e in episodes] == ["setup", "compute"]
