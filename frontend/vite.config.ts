@@ -20,6 +20,8 @@ export default defineConfig({
       input: {
         main: "src/main.tsx",
         login: "src/login.ts",
+        dashboard: "src/dashboard.tsx",
+        settings: "src/settings.tsx",
       },
     },
   },

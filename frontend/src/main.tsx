@@ -1,6 +1,7 @@
 import "katex/dist/katex.min.css";
 import "./styles/base.css";
 import "./styles/app.css";
+import "./styles/tree.css";
 import { render } from "preact";
 import { App } from "./components/App";
 import { readBoot } from "./lib/boot";

@@ -4,6 +4,7 @@ import type { Signal } from "@preact/signals";
 import { Api, ApiError } from "./lib/api";
 import { wsUrl } from "./lib/boot";
 import { formatRetryAfter } from "./lib/format";
+import { limitTitle, localizeTimes, mentionsRetry } from "./lib/usage";
 import {
   Sequencer, emptyResponse, fromSnapshot, fromSummary, isTerminal,
 } from "./lib/reducer";
@@ -56,8 +57,23 @@ export function dismissToast(id: number): void {
   toasts.value = toasts.value.filter((t) => t.id !== id);
 }
 
+/** Bumped when the user's usage may have changed (a finished answer, a refusal): the meter reloads. */
+export const usageTick = signal(0);
+
 export function toastError(code: string, message: string, retryAfterS?: number | null): void {
   const retry = formatRetryAfter(retryAfterS);
+  if (code === "quota_exceeded" || code === "rate_limited") {
+    // The message names the limit and its reset time: title it by the limit, show times locally,
+    // and add the retry hint only when the message does not already say it.
+    const msg = localizeTimes(message);
+    pushToast({
+      kind: "error",
+      title: limitTitle(msg) ?? errorTitle(code),
+      message: retry && !mentionsRetry(msg) ? `${msg} ${retry}` : msg,
+    });
+    usageTick.value++;
+    return;
+  }
   pushToast({ kind: "error", title: errorTitle(code), message: retry ? `${message} ${retry}` : message });
 }
 
@@ -184,6 +200,7 @@ function onTerminal(st: ResponseState): void {
     pushToast({ kind: "error", title: e.code === "model_unavailable" ? errorTitle(e.code) : "The model failed", message: e.message });
   }
   scheduleSidebarRefresh();
+  usageTick.value++;
 }
 
 let sidebarTimer = 0;

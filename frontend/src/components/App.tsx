@@ -4,6 +4,7 @@ import { ConnectionState, Sidebar, ThemeToggle, Toasts } from "./Chrome";
 import { Composer, composerFocus } from "./Composer";
 import { IconArrowDown, IconMenu } from "./icons";
 import { AssistantTurn, UserTurn } from "./Turn";
+import { mountUsageMeter } from "./UsageMeter";
 
 const EXAMPLES = [
   "What is the sum of all positive integers n such that n² + 12n − 2007 is a perfect square?",
@@ -97,6 +98,9 @@ function Thread() {
 export function App() {
   const [navOpen, setNavOpen] = useState(false);
   const v = view.value;
+
+  // Usage meter and page links in the sidebar footer (rendered as their own root).
+  useEffect(() => mountUsageMeter(document.querySelector("[data-testid=sidebar]")), []);
 
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {

@@ -4,9 +4,10 @@ import { getCookie } from "../lib/boot";
 import { formatRelative } from "../lib/format";
 import { applyTheme, getThemePref, nextTheme } from "../lib/theme";
 import type { ThemePref } from "../lib/theme";
+import { branchMap } from "../lib/tree";
 import {
   conn, conversations, conversationsCount, conversationsLoading, dismissToast, getBoot, loadMoreConversations,
-  navigate, retryConnection, toasts, view,
+  navigate, retryConnection, showMessage, toasts, view,
 } from "../store";
 import { IconAuto, IconLogout, IconMoon, IconPlus, IconSun, IconX, Logo } from "./icons";
 
@@ -63,6 +64,43 @@ function linkClick(e: MouseEvent, path: string, after?: () => void) {
   after?.();
 }
 
+/** The active conversation's messages as a compact branch map. */
+function MessageTreeMap({ onNavigate }: { onNavigate: () => void }) {
+  const v = view.value;
+  const rows = branchMap(v.tree, v.sel);
+  if (rows.length < 2) return null;
+  const forks = rows.some((r) => r.of > 1);
+  return (
+    <div class="message-tree" data-testid="message-tree" role="tree" aria-label="Messages of this conversation">
+      <div class="mt-head">
+        {forks ? "Branches" : "Messages"}
+      </div>
+      <ul>
+        {rows.map((r) => (
+          <li key={r.id} role="none">
+            <button type="button" role="treeitem" aria-level={r.level + 1} aria-current={r.active ? "true" : undefined}
+              class={`mt-node ${r.role}${r.active ? " active" : ""}`} style={{ "--lvl": r.level }}
+              data-testid="message-tree-node" data-message-id={r.id}
+              title={r.of > 1 ? `${r.role === "user" ? "Message" : "Answer"} ${r.n} of ${r.of}: ${r.label.slice(0, 200)}` : r.label.slice(0, 200)}
+              onClick={() => {
+                showMessage(r.id);
+                onNavigate();
+                requestAnimationFrame(() => {
+                  const el = document.querySelector(`[data-message-id="${r.id}"], [data-response-id="${r.id}"]`);
+                  el?.scrollIntoView({ block: "nearest" });
+                });
+              }}>
+              <span class="mt-dot" aria-hidden="true" />
+              {r.of > 1 && <span class="mt-n">{r.n}/{r.of}</span>}
+              <span class="mt-label">{r.role === "user" ? r.label : `↳ ${r.label}`}</span>
+            </button>
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
 export function Sidebar({ onNavigate }: { onNavigate: () => void }) {
   const boot = getBoot();
   const items = conversations.value;
@@ -94,6 +132,7 @@ export function Sidebar({ onNavigate }: { onNavigate: () => void }) {
                 <span class="conv-title">{c.title || "Untitled"}</span>
                 <span class="conv-time">{formatRelative(c.updated_at)}</span>
               </a>
+              {c.id === activeId && <MessageTreeMap onNavigate={onNavigate} />}
             </li>
           ))}
         </ul>

@@ -1,7 +1,8 @@
-import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { thinkingLabel } from "../lib/format";
+import { useEffect, useState } from "preact/hooks";
+import { formatElapsed, formatMs, thinkingLabel } from "../lib/format";
 import type { ResponseState } from "../lib/reducer";
-import { IconArrowDown, IconBrain, IconChevron } from "./icons";
+import { IconBrain, IconChevron } from "./icons";
+import { TraceView, useThrottled } from "./TraceTree";
 
 /** Client-side estimate of when thinking started (server clock). */
 function startMs(st: ResponseState, fallbackIso: string | null): number | null {
@@ -21,7 +22,7 @@ export function thinkingMs(st: ResponseState, fallbackIso: string | null, now: n
   return null;
 }
 
-function ThinkingTimer({ st, createdAt, live }: { st: ResponseState; createdAt: string | null; live: boolean }) {
+function useNow(live: boolean): number {
   const [now, setNow] = useState(() => Date.now());
   useEffect(() => {
     if (!live) return;
@@ -29,64 +30,16 @@ function ThinkingTimer({ st, createdAt, live }: { st: ResponseState; createdAt: 
     const h = window.setInterval(() => setNow(Date.now()), 1000);
     return () => window.clearInterval(h);
   }, [live]);
+  return now;
+}
+
+function ThinkingTimer({ st, createdAt, live }: { st: ResponseState; createdAt: string | null; live: boolean }) {
+  const now = useNow(live);
   const ms = thinkingMs(st, createdAt, now);
   return (
     <span class="thinking-timer" data-testid="thinking-timer" data-live={live ? "true" : "false"}>
       {thinkingLabel(ms, live)}
     </span>
-  );
-}
-
-/** Plain-text trace: appends only the new suffix to one text node per frame. */
-function TraceText({ text, live }: { text: string; live: boolean }) {
-  const scroller = useRef<HTMLDivElement>(null);
-  const node = useRef<Text | null>(null);
-  const len = useRef(0);
-  const follow = useRef(true);
-  const [detached, setDetached] = useState(false);
-
-  useLayoutEffect(() => {
-    const el = scroller.current?.firstElementChild as HTMLElement | null;
-    if (!el) return;
-    if (!node.current || text.length < len.current) {
-      el.textContent = "";
-      node.current = document.createTextNode(text);
-      el.appendChild(node.current);
-    } else if (text.length > len.current) {
-      node.current.appendData(text.slice(len.current));
-    }
-    len.current = text.length;
-    if (follow.current && scroller.current) scroller.current.scrollTop = scroller.current.scrollHeight;
-  }, [text]);
-
-  const onScroll = () => {
-    const s = scroller.current;
-    if (!s) return;
-    const atBottom = s.scrollTop + s.clientHeight >= s.scrollHeight - 24;
-    follow.current = atBottom;
-    if (detached === atBottom) setDetached(!atBottom);
-  };
-
-  const jump = () => {
-    const s = scroller.current;
-    if (!s) return;
-    follow.current = true;
-    s.scrollTop = s.scrollHeight;
-    setDetached(false);
-  };
-
-  return (
-    <div class="trace-wrap">
-      <div ref={scroller} class={`trace-scroll${live ? " live" : ""}`} onScroll={onScroll} tabIndex={0}
-        role="region" aria-label="Chain of thought">
-        <div class="trace-text" data-testid="reasoning" />
-      </div>
-      {live && detached && (
-        <button type="button" class="jump-latest" onClick={jump}>
-          <IconArrowDown size={14} /> Follow live
-        </button>
-      )}
-    </div>
   );
 }
 
@@ -100,9 +53,12 @@ export function ReasoningPanel({ st, createdAt }: { st: ResponseState; createdAt
   const waiting = !st.hydrated && empty;
 
   return (
-    <section class={`reasoning${thinking ? " is-live" : ""}${open ? " is-open" : ""}`}>
+    <section class={`reasoning${thinking ? " is-live" : ""}${open ? " is-open" : ""}${steps > 0 ? " has-tree" : ""}`}>
       <button type="button" class="reasoning-toggle" data-testid="reasoning-toggle" aria-expanded={open}
-        aria-controls={id} onClick={() => setUserOpen(!open)}>
+        aria-controls={id} onClick={() => {
+          if (!open) performance.mark?.("arbor:trace-open");
+          setUserOpen(!open);
+        }}>
         <IconChevron size={16} class="chev" />
         <IconBrain size={16} class="brain" />
         <ThinkingTimer st={st} createdAt={createdAt} live={thinking} />
@@ -115,16 +71,25 @@ export function ReasoningPanel({ st, createdAt }: { st: ResponseState; createdAt
       </button>
       {open && (
         <div id={id} class="reasoning-body">
-          {/* Room for the step outline ("thinking tree") beside the raw text. */}
           {waiting ? (
             <p class="muted small">Loading the chain of thought…</p>
           ) : empty ? (
             <p class="muted small">{thinking ? "Waiting for the first thoughts…" : "No reasoning was recorded."}</p>
           ) : (
-            <TraceText text={st.reasoning} live={thinking} />
+            <TraceBody st={st} createdAt={createdAt} live={thinking} />
           )}
         </div>
       )}
     </section>
   );
+}
+
+function TraceBody({ st: latest, createdAt, live }: { st: ResponseState; createdAt: string | null; live: boolean }) {
+  // While the trace grows, the tree and text follow ~7 times a second (not every frame):
+  // reading stays fluid and the main thread stays free for typing.
+  const st = useThrottled(latest, live ? 140 : 0);
+  const now = useNow(live);
+  const ms = thinkingMs(st, createdAt, now);
+  const label = ms === null ? "–" : live ? `${formatElapsed(ms)} so far` : formatMs(ms);
+  return <TraceView st={st} live={live} thinking={label} />;
 }

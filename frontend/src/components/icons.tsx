@@ -43,3 +43,28 @@ export function Logo({ size = 26 }: { size?: number }) {
     </svg>
   );
 }
+
+// ---- reasoning step kinds (shape carries the meaning; colour only supports it) ----
+const KIND_PATHS: Record<string, preact.ComponentChildren> = {
+  setup: <path d="M6 21V4M6 4h11l-2.5 4L17 12H6" />,
+  plan: <><path d="M10 6h10M10 12h10M10 18h10" /><path d="M4 5.5l1.2 1.2L7 4.8M4 11.5l1.2 1.2L7 10.8" /><circle cx="5.5" cy="18" r="1.2" /></>,
+  recall: <><path d="M4 19.5V5a2 2 0 0 1 2-2h14v15H6a2 2 0 0 0-2 2 2 2 0 0 0 2 2h14" /></>,
+  compute: <path d="M18 5H6l6.5 7L6 19h12" />,
+  result: <><path d="M5 9.5h14M5 14.5h14" /></>,
+  reflect: <><circle cx="12" cy="12" r="9" /><path d="M9.6 9.4a2.5 2.5 0 1 1 3.4 2.4c-.6.3-1 .8-1 1.5v.4M12 17h.01" /></>,
+  verify: <><circle cx="12" cy="12" r="9" /><path d="M8 12.2l2.8 2.8L16.2 9.5" /></>,
+  backtrack: <><path d="M9 14L4 9l5-5" /><path d="M4 9h10.5a5.5 5.5 0 0 1 0 11H11" /></>,
+  alternative: <><circle cx="6" cy="5" r="2" /><circle cx="18" cy="5" r="2" /><circle cx="12" cy="19" r="2" /><path d="M6 7v1.5A3.5 3.5 0 0 0 9.5 12h5A3.5 3.5 0 0 0 18 8.5V7M12 12v5" /></>,
+  final: <path d="M12 3.5l2.6 5.3 5.9.9-4.3 4.1 1 5.8L12 16.9l-5.2 2.7 1-5.8-4.3-4.1 5.9-.9z" />,
+};
+
+export function KindIcon({ kind, size = 14 }: { kind: string; size?: number }) {
+  return <Svg size={size} class="kind-icon">{KIND_PATHS[kind] ?? <circle cx="12" cy="12" r="4" />}</Svg>;
+}
+
+export const IconSearch = (p: P) => <Svg {...p}><circle cx="11" cy="11" r="7" /><path d="M20 20l-3.5-3.5" /></Svg>;
+export const IconChevronUp = (p: P) => <Svg {...p}><path d="M6 15l6-6 6 6" /></Svg>;
+export const IconChevronDownSmall = (p: P) => <Svg {...p}><path d="M6 9l6 6 6-6" /></Svg>;
+export const IconRegenerate = (p: P) => <Svg {...p}><path d="M20 11a8 8 0 1 0-2.3 5.7" /><path d="M20 4v7h-7" /></Svg>;
+export const IconEdit = (p: P) => <Svg {...p}><path d="M4 20h4L19 9l-4-4L4 16z" /><path d="M13.5 6.5l4 4" /></Svg>;
+export const IconBranch = (p: P) => <Svg {...p}><circle cx="6" cy="5" r="2" /><circle cx="6" cy="19" r="2" /><circle cx="18" cy="8" r="2" /><path d="M6 7v10M18 10c0 4-6 3-11.5 7.5" /></Svg>;

@@ -55,6 +55,11 @@ export class Api {
     return data as T;
   }
 
+  /** Any JSON call under the API base (the settings and dashboard pages use this). */
+  request<T>(method: "GET" | "POST" | "PUT" | "PATCH" | "DELETE", path: string, body?: unknown): Promise<T> {
+    return this.call<T>(method, path, body);
+  }
+
   conversations(page = 1): Promise<ConversationPage> {
     return this.call("GET", `/conversations?page=${page}`);
   }

@@ -29,9 +29,13 @@ export function formatMs(ms: number | null | undefined): string {
   return formatElapsed(ms);
 }
 
+let countFormat: Intl.NumberFormat | null = null;
+
 export function formatCount(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return "–";
-  return n.toLocaleString("en-US");
+  // One formatter for all calls (toLocaleString builds a new one each time).
+  countFormat ??= new Intl.NumberFormat("en-US");
+  return countFormat.format(n);
 }
 
 /** "just now", "5 min ago", "3 h ago", "yesterday", else a date. */

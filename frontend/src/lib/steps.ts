@@ -255,6 +255,8 @@ export function defaultExpandedFor(o: Outline): (n: StepNode) => boolean {
   return (n) => {
     if (n.step.status === "abandoned") return false;
     if (n.step.status === "open") return true;
+    // An episode of one step repeats that step's title: folded, it reads as one row.
+    if (n.children.length === 1 && !o.nodes.get(n.children[0])?.children.length) return false;
     if (!big) return true;
     // In big traces show the live (last) top-level episode unfolded, the rest folded.
     let top = n.step.id;
@@ -399,8 +401,8 @@ export interface MiniBlock {
 }
 
 /** Leaf blocks for the minimap strip, and top-level episode bands. */
-export function minimapBlocks(o: Outline): { leaves: MiniBlock[]; episodes: MiniBlock[] } {
-  const len = Math.max(1, o.textLength);
+export function minimapBlocks(o: Outline, scale = o.textLength): { leaves: MiniBlock[]; episodes: MiniBlock[] } {
+  const len = Math.max(1, scale);
   const block = (id: string): MiniBlock => {
     const n = o.nodes.get(id)!;
     return { id, kind: n.step.kind, status: n.step.status, x: n.from / len, w: Math.max(0, n.to - n.from) / len };

@@ -162,7 +162,7 @@ export function branchMap(tree: MessageTree, sel?: Selection, maxRows = 400): Ma
       rows.push({
         id: m.id,
         role: m.role,
-        label: m.role === "user" ? text || "(empty)" : text ? text : m.response?.status === "completed" ? "Answer" : "Answer…",
+        label: m.role === "user" ? text || "(empty)" : text || "Answer",
         level: fork ? level + 1 : level,
         active: active.has(m.id),
         n: i + 1,
