@@ -46,10 +46,29 @@ class Proc:
     argv: Sequence[str]
     env: dict[str, str]
     popen: subprocess.Popen[bytes] | None = None
+    log_offset: int = 0
+
+    @property
+    def log_path(self) -> Path:
+        return LOGS / f"{self.name}.log"
+
+    def wait_for_log(self, text: str, *, timeout: float = 90.0) -> None:
+        """Wait until this run of the process has written `text` to its log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen is not None and self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.popen.returncode}")
+            with open(self.log_path, "rb") as f:
+                f.seek(self.log_offset)
+                if text.encode() in f.read():
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} did not log {text!r} in {timeout} s")
 
     def start(self) -> None:
         LOGS.mkdir(parents=True, exist_ok=True)
-        log = open(LOGS / f"{self.name}.log", "ab")  # noqa: SIM115 - lives as long as the process
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.popen = subprocess.Popen(
             list(self.argv),
             cwd=ROOT,
@@ -80,6 +99,7 @@ class Stack:
     web_port: int = field(default_factory=free_port)
     emulator_port: int = field(default_factory=free_port)
     procs: dict[str, Proc] = field(default_factory=dict)
+    log_prefix: str = ""  # a second stack's logs go to .run/test-logs/<prefix><name>.log
 
     @property
     def web_url(self) -> str:
@@ -94,7 +114,7 @@ class Stack:
         return f"http://127.0.0.1:{self.emulator_port}"
 
     def _proc(self, name: str, argv: list[str]) -> Proc:
-        proc = Proc(name, argv, self.env)
+        proc = Proc(self.log_prefix + name, argv, self.env)
         self.procs[name] = proc
         return proc
 
@@ -118,21 +138,30 @@ class Stack:
             ],
         ).start()
         self.start_worker()
-        self._proc(
-            "web",
+        self.start_web()
+        wait_http(self.emulator_url + "/health", proc=self.procs["emulator"].popen)
+        wait_http(self.web_url + "/healthz", proc=self.procs["web"].popen)
+
+    def start_web(self, name: str = "web", port: int | None = None) -> Proc:
+        """Start a Daphne process (`web` on `web_port` by default; more for scale-out tests).
+
+        Returns at once; wait for `http://127.0.0.1:<port>/healthz` before using it.
+        """
+        proc = self._proc(
+            name,
             [
-                py,
+                sys.executable,
                 "-m",
                 "daphne",
                 "-b",
                 "127.0.0.1",
                 "-p",
-                str(self.web_port),
+                str(port or self.web_port),
                 "webapp.asgi:application",
             ],
-        ).start()
-        wait_http(self.emulator_url + "/health", proc=self.procs["emulator"].popen)
-        wait_http(self.web_url + "/healthz", proc=self.procs["web"].popen)
+        )
+        proc.start()
+        return proc
 
     def start_worker(self, name: str = "worker") -> Proc:
         proc = self._proc(
@@ -159,6 +188,8 @@ class Stack:
             ],
         )
         proc.start()
+        # A worker still booting would leave the first chat of a test waiting in the queue.
+        proc.wait_for_log(" ready.")
         return proc
 
     def stop(self) -> None:

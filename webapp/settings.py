@@ -6,6 +6,7 @@ parsed strictly: a malformed value stops the process with the variable's name
 in the message instead of being silently replaced by a default.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -51,6 +52,8 @@ INSTALLED_APPS = [
     "webapp.traces.apps.TracesConfig",
     "webapp.audit.apps.AuditConfig",
     "webapp.gateway.apps.GatewayConfig",
+    # Login rate limiting (webapp/accounts/login.py).
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -58,11 +61,20 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "webapp.common.middleware.ApiErrorShapeMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Last, as axes requires: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+
+# Axes first: it refuses sign-ins of a locked-out username+IP before any password check.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "webapp.urls"
@@ -94,6 +106,11 @@ if env.bool("ARBOR_DB_POOL", True):
         "max_size": env.int("ARBOR_DB_POOL_MAX", 10),
         "timeout": 10,
     }
+    # With the pool, Django turns this into psycopg_pool's `check`: a pooled
+    # connection is tested (one empty round trip) before it is handed out. After a
+    # Postgres restart the pool would otherwise hand out dead connections and the
+    # first request on each would fail (issue 7, faults).
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["TEST"] = {"NAME": env.str("ARBOR_TEST_DATABASE", "test_arbor")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -112,7 +129,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_REJECT_ON_WORKER_LOST = False
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 4 * 3600}
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Off: with it on, a worker cannot survive a broker restart (celery#9250: the
+# worker exits after its running tasks). A message redelivered after a lost
+# connection is harmless here: the task's claim finds the response taken.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ROUTES = {"webapp.chat.tasks.generate_response": {"queue": "generation"}}
 CELERY_BEAT_SCHEDULE = {
@@ -137,6 +157,17 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
+# Login rate limiting (django-axes, see webapp/accounts/login.py): lock a username+IP
+# pair out for a cool-off after this many failed sign-ins.
+AXES_FAILURE_LIMIT = env.int("ARBOR_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("ARBOR_LOGIN_COOLOFF_MINUTES", 15.0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "webapp.accounts.login.lockout_response"
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+# Failed attempts only: no access log row for every successful sign-in.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -219,7 +250,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("ARBOR_LOG_LEVEL", "INFO")},
-    "loggers": {"httpx": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+    "loggers": {
+        "httpx": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+        # Axes logs every successful sign-in at INFO; lockouts are warnings.
+        "axes": {"level": "WARNING"},
+    },
 }
 
 # The demo accounts `seed_demo` creates (and the login page shows when

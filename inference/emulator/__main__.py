@@ -50,6 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--startup-delay", type=float, default=0.0, metavar="SECONDS")
     p.add_argument("--log-level", default="info")
+    p.add_argument(
+        "--graceful-shutdown",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="on SIGTERM, stop accepting and let open streams finish for this long "
+        "(a replica drained behind a router); then cut them",
+    )
     return p
 
 
@@ -75,15 +83,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"emulator: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper())
-    # uvicorn installs SIGINT/SIGTERM handlers and shuts down gracefully; open streams
-    # are cut after a short grace period so a stalled stream cannot block shutdown.
+    # uvicorn installs SIGINT/SIGTERM handlers and shuts down gracefully: it stops
+    # accepting at once; open streams are cut after --graceful-shutdown seconds
+    # (2 by default) so a stalled stream cannot block shutdown.
     server = uvicorn.Server(
         uvicorn.Config(
             app,
             host=args.host,
             port=args.port,
             log_level=args.log_level,
-            timeout_graceful_shutdown=2,
+            timeout_graceful_shutdown=max(0.0, args.graceful_shutdown),
             lifespan="off",
         )
     )

@@ -89,7 +89,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def _send(self, payload: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(payload, separators=(",", ":")))
 
+    def _check_room(self) -> None:
+        """Refuse before creating anything when this socket follows all it may."""
+        if len(self.followers) >= settings.ARBOR_MAX_SUBSCRIPTIONS_PER_SOCKET:
+            raise ArborError(
+                "rate_limited",
+                f"At most {settings.ARBOR_MAX_SUBSCRIPTIONS_PER_SOCKET} responses can be followed "
+                "on one connection.",
+                retry_after_s=5,
+            )
+
     async def _chat_send(self, frame: ChatSend, req: str | None) -> None:
+        self._check_room()
         result = await db_call(services.send_message)(
             user=self.user,
             content=frame.content,
@@ -103,6 +114,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._created(result, req)
 
     async def _chat_regenerate(self, frame: ChatRegenerate, req: str | None) -> None:
+        self._check_room()
         conversation_id = await db_call(
             lambda: (
                 selectors.response_for_user(
@@ -141,13 +153,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         old = self.followers.pop(response_id, None)
         if old is not None:
             old.cancel()
-        if len(self.followers) >= settings.ARBOR_MAX_SUBSCRIPTIONS_PER_SOCKET:
-            raise ArborError(
-                "rate_limited",
-                f"At most {settings.ARBOR_MAX_SUBSCRIPTIONS_PER_SOCKET} responses can be followed "
-                "on one connection.",
-                retry_after_s=5,
-            )
+        self._check_room()
         if response.is_terminal:
             events = await db_call(
                 lambda: [

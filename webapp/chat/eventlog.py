@@ -112,6 +112,18 @@ class AsyncEventLog:
         results = await pipe.execute()
         return bool(results[-1]) if check_cancel else False
 
+    async def last_seq(self, response_id: str) -> int:
+        """The seq of the log's last entry; 0 if the log is empty or gone.
+
+        The writer uses it to complete a log after a failed append (a Redis restart
+        may have lost entries it had appended, see generation.Generation._push).
+        """
+        entries: Any = await self.redis.xrevrange(stream_key(response_id), count=1)
+        if not entries:
+            return 0
+        top = entries[0][0]
+        return int((top.decode() if isinstance(top, bytes) else str(top)).split("-", 1)[1])
+
     async def cancel_requested(self, response_id: str) -> bool:
         return bool(await self.redis.exists(cancel_key(response_id)))
 

@@ -33,6 +33,7 @@ import redis.asyncio as aredis
 from django.conf import settings
 from django.db import connections
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from inference.client import (
     ChatRequest,
@@ -48,7 +49,7 @@ from inference.client import (
 from inference.reasoning import TraceBuilder
 from webapp.chat import services
 from webapp.chat.eventlog import AsyncEventLog
-from webapp.chat.events import ArchiveBuilder, Event
+from webapp.chat.events import ArchiveBuilder, Event, rebuild_events
 from webapp.serving import services as serving_services
 from webapp.serving.selectors import EndpointTarget
 
@@ -58,6 +59,12 @@ T = TypeVar("T")
 WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 CANCEL_GRACE_S = 5.0
 IDLE_CHECK_S = 0.25
+# Redis outages (issue 7, faults): a failed append is kept and retried with a
+# backoff of LOG_RETRY_MIN_S doubling up to LOG_RETRY_MAX_S while the stream
+# goes on; the terminal event is retried for up to LOG_FINAL_RETRY_S.
+LOG_RETRY_MIN_S = 0.25
+LOG_RETRY_MAX_S = 2.0
+LOG_FINAL_RETRY_S = 120.0
 
 
 class Runtime:
@@ -86,7 +93,11 @@ class Runtime:
                 pool=30.0,
             ),
         )
-        self.redis = aredis.Redis.from_url(settings.REDIS_URL, max_connections=200)
+        # Bounded socket timeouts: a Redis that vanishes must fail an append (which is
+        # then retried, see Generation._push), not hang the stream.
+        self.redis = aredis.Redis.from_url(
+            settings.REDIS_URL, max_connections=200, socket_connect_timeout=2, socket_timeout=10
+        )
 
     def submit(self, coro: Any) -> concurrent.futures.Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -174,6 +185,12 @@ class Generation:
         self.deadline = time.monotonic() + settings.ARBOR_GENERATION_MAX_S
         self.lost = False
         self.pushed = False
+        # Event log health: after a failed append the log may miss entries (Redis
+        # restarted empty, or a pipeline half-applied); `log_suspect` makes the next
+        # append first fill the log up to the archive from wherever its top is.
+        self.log_suspect = False
+        self.log_failures = 0
+        self.log_retry_at = 0.0
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
 
     # --- events ------------------------------------------------------------------
@@ -205,23 +222,92 @@ class Generation:
                 self._emit({"type": "content.delta", "text": text})
         self.buffer.clear()
 
-    async def _push(self, *, final: bool = False) -> None:
-        """Append unsent events to the log; notice a cancel request on the way."""
+    async def _push(self, *, final: bool = False) -> bool:
+        """Append unsent events to the log; notice a cancel request on the way.
+
+        Returns whether the log now holds every emitted event. A Redis error does
+        not end the stream (issue 7, "Redis restarted mid-stream"): the events stay
+        in `unsent`, the generation goes on (its text is in memory and reaches
+        Postgres on the next flush), and the append is retried after a backoff;
+        once Redis answers again the log is completed from the archive, so
+        subscribers see every seq exactly once, even if Redis lost the stream.
+        """
         if not self.unsent:
-            return
-        events, self.unsent = self.unsent, []
+            return True
         now = time.monotonic()
+        if now < self.log_retry_at:
+            return False
         # The TTL is set once (and again at the end); the cancel flag is read at
         # most every IDLE_CHECK_S: per-chunk pipelines stay two commands short.
         check = not final and now - self.last_check >= IDLE_CHECK_S
-        cancel = await self.log.append(
-            self.rid, events, final=final, set_ttl=not self.pushed, check_cancel=check
-        )
+        try:
+            events = await self._log_backfill() if self.log_suspect else self.unsent
+            cancel = await self.log.append(
+                self.rid,
+                events,
+                final=final,
+                set_ttl=not self.pushed or self.log_suspect,
+                check_cancel=check,
+            )
+        except RedisError as exc:
+            self.log_failures += 1
+            self.log_suspect = True
+            backoff = min(LOG_RETRY_MAX_S, LOG_RETRY_MIN_S * 2 ** (self.log_failures - 1))
+            self.log_retry_at = time.monotonic() + backoff
+            log.warning(
+                "event log append for %s failed (%d in a row, %d events kept): %s",
+                self.rid,
+                self.log_failures,
+                len(self.unsent),
+                exc,
+            )
+            return False
+        if self.log_failures:
+            log.info("event log of %s is writable again", self.rid)
+        self.unsent = []
         self.pushed = True
+        self.log_suspect = False
+        self.log_failures = 0
+        self.log_retry_at = 0.0
         if check:
             self.last_check = now
         if cancel:
             await self._cancel()
+        return True
+
+    async def _log_backfill(self) -> list[Event]:
+        """The events the log lacks, from its current top on (after a failed append)."""
+        top = await self.log.last_seq(self.rid)
+        first_unsent = int(self.unsent[0]["seq"])
+        missing: list[Event] = []
+        if top < first_unsent - 1:
+            # Entries already appended were lost (Redis restarted without them):
+            # rebuild them from the archive, identical to the live ones.
+            log.warning(
+                "event log of %s lost seq %d..%d; rebuilding", self.rid, top + 1, first_unsent - 1
+            )
+            missing = [
+                e
+                for e in rebuild_events(
+                    response_id=self.rid,
+                    index=self.archive.index[: first_unsent - 1],
+                    reasoning=self.archive.reasoning,
+                    content=self.archive.content,
+                    after_seq=top,
+                )
+            ]
+        return missing + [e for e in self.unsent if int(e["seq"]) > top]
+
+    async def _push_final(self) -> None:
+        """Append the terminal event, retrying through a Redis outage (bounded)."""
+        deadline = time.monotonic() + LOG_FINAL_RETRY_S
+        while not await self._push(final=True):
+            if time.monotonic() >= deadline:
+                # Postgres holds the final state: a client that subscribes again is
+                # served from the archive; only sockets following live miss the end.
+                log.error("gave up appending the end of %s to the event log", self.rid)
+                return
+            await asyncio.sleep(max(0.05, self.log_retry_at - time.monotonic()))
 
     # --- engine ------------------------------------------------------------------
 
@@ -391,7 +477,12 @@ class Generation:
             await self._push()
         elif now - self.last_check >= IDLE_CHECK_S:
             self.last_check = now
-            if not self.cancelled and await self.log.cancel_requested(self.rid):
+            try:
+                cancel = not self.cancelled and await self.log.cancel_requested(self.rid)
+            except RedisError as exc:  # Redis down: the next append retries, see _push
+                log.warning("cancel check of %s failed: %s", self.rid, exc)
+                cancel = False
+            if cancel:
                 await self._cancel()
         if time.monotonic() - self.last_db >= settings.ARBOR_FLUSH_INTERVAL_S:
             await self._save_progress()
@@ -528,4 +619,4 @@ class Generation:
         else:
             ours = False
         if ours:
-            await self._push(final=True)
+            await self._push_final()

@@ -14,7 +14,6 @@ exactly once, buffering anything that arrives ahead of a gap.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from dataclasses import dataclass, field
@@ -22,6 +21,8 @@ from typing import Any
 
 import redis.asyncio as aredis
 from django.conf import settings
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from webapp.chat.eventlog import KEY_PREFIX, entry_id, stream_key
 from webapp.chat.events import TERMINAL_TYPES, Event
@@ -81,6 +82,7 @@ class EventHub:
         )
         self._control = aredis.Redis.from_url(redis_url)
         self._reader_id: int | None = None
+        self._refresh_id = True
         self._subs: dict[str, set[Subscription]] = {}
         self._cursor: dict[str, int] = {}
         self._changes = 0
@@ -117,15 +119,27 @@ class EventHub:
     async def _fill(self, sub: Subscription) -> None:
         after = sub.last
         while True:
-            entries: Any = await self._control.xrange(
-                stream_key(sub.response_id), min=f"({entry_id(after)}", max="+", count=FILL_PAGE
-            )
+            entries: Any = await self._xrange(sub.response_id, after)
             for _entry_id, fields in entries:
                 frame = Frame.from_raw(fields[b"e"])
                 sub.offer(frame)
                 after = frame.seq
             if len(entries) < FILL_PAGE or sub.done:
                 return
+
+    async def _xrange(self, response_id: str, after: int) -> Any:
+        # Pooled connections opened before a Redis restart fail once each and are
+        # then dropped by the pool: retry on a fresh one before failing the
+        # subscription (issue 7, faults).
+        for attempt in range(3):
+            try:
+                return await self._control.xrange(
+                    stream_key(response_id), min=f"({entry_id(after)}", max="+", count=FILL_PAGE
+                )
+            except RedisConnectionError:
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.05)
 
     async def _changed(self) -> None:
         """Make the hub's blocking read pick up the new set of streams."""
@@ -140,22 +154,38 @@ class EventHub:
         for _ in range(200):
             if self._changes_seen >= wanted:
                 return
-            if self._reader_id is not None and await self._control.client_unblock(self._reader_id):
-                return
+            try:
+                if self._reader_id is not None and await self._control.client_unblock(
+                    self._reader_id
+                ):
+                    return
+            except RedisError as exc:
+                # A pooled connection from before a Redis restart (issue 7, faults):
+                # the pool drops it and the next try takes a fresh one. A failed
+                # wake-up must not fail the subscription: at worst the hub picks
+                # the stream up when its blocking read times out (BLOCK_MS).
+                log.warning("event hub wake-up failed: %s", exc)
             await asyncio.sleep(0.001)
+        # Never woken: the reader may have reconnected (new client id) without the
+        # hub noticing; look the id up again before the next round.
+        self._refresh_id = True
 
     async def _run(self) -> None:
-        self._reader_id = await self._reader.client_id()
+        self._refresh_id = True
         while True:
             try:
+                if self._refresh_id:
+                    # After a failed read the connection is a new one (Redis may have
+                    # restarted), and so is its id, which CLIENT UNBLOCK needs.
+                    self._reader_id = await self._reader.client_id()
+                    self._refresh_id = False
                 await self._round()
             except asyncio.CancelledError:
                 raise
             except Exception:  # the hub must outlive any single bad read
                 log.exception("event hub read failed; retrying")
+                self._refresh_id = True
                 await asyncio.sleep(0.5)
-                with contextlib.suppress(Exception):
-                    self._reader_id = await self._reader.client_id()
 
     async def _round(self) -> None:
         if not self._cursor:

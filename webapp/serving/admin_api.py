@@ -43,7 +43,7 @@ class ModelIn(Schema):
     enabled: bool = True
 
 
-class ModelOut(Schema):
+class AdminModelOut(Schema):
     slug: str
     name: str
     description: str
@@ -182,7 +182,7 @@ def endpoints_out(*, endpoints: list[Endpoint]) -> list[dict[str, Any]]:
     ]
 
 
-@router.get("/models", response=list[ModelOut], summary="Every model")
+@router.get("/models", response=list[AdminModelOut], summary="Every model")
 def list_models(request: HttpRequest) -> list[dict[str, Any]]:
     staff_user(request)
     return [
@@ -191,7 +191,7 @@ def list_models(request: HttpRequest) -> list[dict[str, Any]]:
     ]
 
 
-@router.post("/models", response={201: ModelOut}, summary="Create a model")
+@router.post("/models", response={201: AdminModelOut}, summary="Create a model")
 def create_model(request: HttpRequest, payload: ModelIn) -> tuple[int, dict[str, Any]]:
     actor = staff_user(request)
     llm = services.llm_create(
