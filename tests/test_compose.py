@@ -1,4 +1,4 @@
-"""docker-compose.yml agrees with the Procfile and with webapp/settings.py.
+"""docker-compose.yml agrees with the Procfile, webapp/settings.py, the Dockerfile and nginx.conf.
 
 Each check is a function returning a list of problems, run once on the real
 file (which must have none) and once on a deliberately broken copy (which must
@@ -8,7 +8,9 @@ be caught), so every check is shown to be able to fail.
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
+import io
 import re
 import shlex
 from collections.abc import Callable
@@ -23,10 +25,15 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
 PROCFILE = ROOT / "Procfile"
 SETTINGS = ROOT / "webapp" / "settings.py"
+DOCKERFILE = ROOT / "docker" / "Dockerfile"
+NGINX_CONF = ROOT / "docker" / "nginx.conf"
+PYPROJECT = ROOT / "pyproject.toml"
 
 APP_SERVICES = ("migrate", "web", "worker", "beat", "seed")  # Django with the app's env
-ALL_SERVICES = ("postgres", "redis", *APP_SERVICES, "sglang", "emulator")
-ENGINE_ALIAS = "sglang"
+GPU_REPLICAS = ("sglang-0", "sglang-1")  # SGLang engines behind the router (gpu profile)
+EMULATORS = ("emulator-0", "emulator-1")  # their stand-ins (emulator profile)
+ROUTER = "sglang-router"  # Arbor's one engine endpoint, in front of the replicas
+ALL_SERVICES = ("postgres", "redis", "lb", *APP_SERVICES, ROUTER, *GPU_REPLICAS, *EMULATORS)
 PORTS = {"web": 8000, "engine": 30000, "postgres": 5432, "redis": 6379}
 REF_RE = re.compile(r"^\$\{(?P<name>[A-Z0-9_]+)(?P<op>:?[?-])?(?P<rest>[^}]*)\}$")
 SECRET_NAME_RE = re.compile(r"(SECRET|PASSWORD|PASSWD|TOKEN|API_KEY|PRIVATE)", re.I)
@@ -39,7 +46,17 @@ Check = Callable[[Compose], list[str]]
 
 
 def load_compose() -> Compose:
-    return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    """The compose file, plus the files it depends on under the key `x-files`.
+
+    Keeping them in the same dict lets the breakage tests change them too.
+    """
+    c = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    c["x-files"] = {
+        "Dockerfile": DOCKERFILE.read_text(encoding="utf-8"),
+        "nginx.conf": NGINX_CONF.read_text(encoding="utf-8"),
+        "pyproject.toml": PYPROJECT.read_text(encoding="utf-8"),
+    }
+    return c
 
 
 def procfile() -> dict[str, list[str]]:
@@ -132,11 +149,15 @@ def aliases(service: dict[str, Any]) -> set[str]:
 def check_services(c: Compose) -> list[str]:
     services = c.get("services", {})
     problems = [f"service {name!r} is missing" for name in ALL_SERVICES if name not in services]
-    if (services.get("sglang") or {}).get("profiles") != ["gpu"]:
-        problems.append("sglang must be in (only) the 'gpu' profile")
-    if (services.get("emulator") or {}).get("profiles") != ["emulator"]:
-        problems.append("emulator must be in (only) the 'emulator' profile")
-    for name in ("postgres", "redis", "migrate", "web", "worker", "beat"):
+    for name in GPU_REPLICAS:
+        if (services.get(name) or {}).get("profiles") != ["gpu"]:
+            problems.append(f"{name} must be in (only) the 'gpu' profile")
+    for name in EMULATORS:
+        if (services.get(name) or {}).get("profiles") != ["emulator"]:
+            problems.append(f"{name} must be in (only) the 'emulator' profile")
+    if sorted((services.get(ROUTER) or {}).get("profiles") or []) != ["emulator", "gpu"]:
+        problems.append(f"{ROUTER} must run under both engine profiles (gpu, emulator)")
+    for name in ("postgres", "redis", "lb", "migrate", "web", "worker", "beat"):
         if (services.get(name) or {}).get("profiles"):
             problems.append(f"{name} must run without a profile")
     return problems
@@ -150,7 +171,7 @@ def check_commands_match_procfile(c: Compose) -> list[str]:
         "web": with_bind(normalise(proc["web"]), "-b", "0.0.0.0"),
         "worker": normalise(proc["worker"]),
         "beat": normalise(proc["beat"]),
-        "emulator": with_bind(normalise(proc["emulator"]), "--host", "0.0.0.0"),
+        **{name: with_bind(normalise(proc["emulator"]), "--host", "0.0.0.0") for name in EMULATORS},
     }
     for name, want in expected.items():
         got = normalise(command(s.get(name, {})))
@@ -197,7 +218,7 @@ def check_urls_and_ports(c: Compose) -> list[str]:
         "DATABASE_URL": ("postgres", PORTS["postgres"]),
         "REDIS_URL": ("redis", PORTS["redis"]),
         "CELERY_BROKER_URL": ("redis", PORTS["redis"]),
-        "ARBOR_EMULATOR_URL": (ENGINE_ALIAS, PORTS["engine"]),
+        "ARBOR_EMULATOR_URL": (ROUTER, PORTS["engine"]),
     }
     for key, (host, port) in defaults.items():
         has_default, default = known.get(key, (False, None))
@@ -212,13 +233,15 @@ def check_urls_and_ports(c: Compose) -> list[str]:
             url = urlsplit(re.sub(r"\$\{[^}]*\}", "x", value))
             if url.hostname != host or url.port != port:
                 problems.append(f"{name}: {key}={value} should point at {host}:{port}")
-    if "8000:8000" not in [str(p) for p in s.get("web", {}).get("ports", [])]:
-        problems.append("web must publish 8000:8000")
+    if [str(p) for p in s.get("lb", {}).get("ports", [])] != ["8000:8000"]:
+        problems.append("lb must publish 8000:8000 (and only that)")
+    if str(PORTS["web"]) not in [str(p) for p in s.get("web", {}).get("expose", [])]:
+        problems.append("web must expose 8000 (to lb)")
     for name, port in (
         ("postgres", PORTS["postgres"]),
         ("redis", PORTS["redis"]),
-        ("sglang", PORTS["engine"]),
-        ("emulator", PORTS["engine"]),
+        (ROUTER, PORTS["engine"]),
+        *((name, PORTS["engine"]) for name in (*GPU_REPLICAS, *EMULATORS)),
     ):
         svc = s.get(name, {})
         if str(port) not in [str(p) for p in svc.get("expose", [])]:
@@ -232,7 +255,23 @@ def check_urls_and_ports(c: Compose) -> list[str]:
 
 
 def check_sglang(c: Compose) -> list[str]:
-    svc = c["services"].get("sglang", {})
+    problems = []
+    devices_seen: dict[str, str] = {}
+    for name in GPU_REPLICAS:
+        svc = c["services"].get(name, {})
+        problems += [f"{name}: {p}" for p in _check_sglang_replica(svc)]
+        gpus = env_of(svc).get("CUDA_VISIBLE_DEVICES", "")
+        ids = re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", gpus).split(",")
+        if len(ids) != 8:
+            problems.append(f"{name}: CUDA_VISIBLE_DEVICES must default to 8 GPUs (--tp 8)")
+        for gpu in ids:
+            if gpu in devices_seen:
+                problems.append(f"{name} and {devices_seen[gpu]} share GPU {gpu}")
+            devices_seen[gpu] = name
+    return problems
+
+
+def _check_sglang_replica(svc: dict[str, Any]) -> list[str]:
     argv = command(svc)
     problems = []
     if svc.get("image") != "lmsysorg/sglang:latest":
@@ -276,19 +315,127 @@ def check_sglang(c: Compose) -> list[str]:
     return problems
 
 
-def check_engine_alias(c: Compose) -> list[str]:
+def router_args(argv: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """Parse a `launch_router` command with sglang-router's own parser (the pinned version).
+
+    Returns (the parsed arguments, problems); an unknown flag is a problem.
+    """
+    try:
+        from sglang_router.launch_router import parse_router_args
+    except ImportError:  # pragma: no cover - the dev extra installs it
+        pytest.skip("sglang-router is not installed (pip install -e .[dev])")
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # argparse's usage message
+            args = parse_router_args(argv)
+    except SystemExit:
+        return {}, [f"sglang-router {ROUTER_PIN} rejects the arguments {argv}"]
+    return vars(args), []
+
+
+def pinned(text: str, package: str) -> str | None:
+    match = re.search(rf"{re.escape(package)}==([0-9][0-9A-Za-z.+-]*)", text)
+    return match.group(1) if match else None
+
+
+ROUTER_PIN = pinned(PYPROJECT.read_text(encoding="utf-8"), "sglang-router")
+
+
+def check_router(c: Compose) -> list[str]:
     s = c["services"]
+    files = c.get("x-files", {})
+    svc = s.get(ROUTER, {})
+    argv = command(svc)
     problems = []
-    if ENGINE_ALIAS not in s:
-        problems.append(f"the GPU engine service must be named {ENGINE_ALIAS!r}")
-    emu = s.get("emulator", {})
-    if ENGINE_ALIAS not in aliases(emu):
-        problems.append(f"the emulator must carry the network alias {ENGINE_ALIAS!r}")
-    argv = command(emu)
-    if "inference.emulator" not in argv or "--port" not in argv:
-        problems.append("the emulator must run -m inference.emulator --port ...")
-    elif argv[argv.index("--port") + 1] != str(PORTS["engine"]):
-        problems.append("the emulator must listen on the engine's port")
+    if argv[:3] != ["python", "-m", "sglang_router.launch_router"]:
+        problems.append(f"{ROUTER} must run python -m sglang_router.launch_router")
+        return problems
+    args, bad = router_args(argv[3:])
+    if bad:
+        return bad
+    for key, want in (
+        ("policy", "cache_aware"),
+        ("host", "0.0.0.0"),
+        ("port", PORTS["engine"]),
+    ):
+        if args.get(key) != want:
+            problems.append(f"{ROUTER} needs --{key} {want}, has {args.get(key)}")
+    # A long R1 answer (32k tokens at ~40 tok/s) takes ~14 minutes; the first start
+    # of a replica downloads and loads ~700 GB.
+    if (args.get("request_timeout_secs") or 0) < 3600:
+        problems.append(f"{ROUTER} needs --request-timeout-secs >= 3600")
+    if (args.get("worker_startup_timeout_secs") or 0) < 3600:
+        problems.append(f"{ROUTER} needs --worker-startup-timeout-secs >= 3600")
+    # The worker URLs are exactly the GPU replicas, at the engine port ...
+    urls = list(args.get("worker_urls") or [])
+    replicas = [f"http://{name}:{PORTS['engine']}" for name in GPU_REPLICAS]
+    if sorted(urls) != sorted(replicas) or len(set(urls)) != len(urls):
+        problems.append(f"{ROUTER} --worker-urls {urls} must be the GPU replicas {replicas}")
+    gpu = {n for n, v in s.items() if "sglang.launch_server" in command(v)}
+    if gpu != set(GPU_REPLICAS):
+        problems.append(f"the SGLang services {sorted(gpu)} must be {list(GPU_REPLICAS)}")
+    # ... and under the emulator profile each name is an emulator replica's alias.
+    owners: dict[str, list[str]] = {}
+    for name in EMULATORS:
+        emu = s.get(name, {})
+        for alias in aliases(emu):
+            owners.setdefault(alias, []).append(name)
+        argv_e = command(emu)
+        if "inference.emulator" not in argv_e or "--port" not in argv_e:
+            problems.append(f"{name} must run -m inference.emulator --port ...")
+        elif argv_e[argv_e.index("--port") + 1] != str(PORTS["engine"]):
+            problems.append(f"{name} must listen on the engine's port")
+    for url in urls:
+        host = urlsplit(url).hostname or ""
+        if len(owners.get(host, [])) != 1:
+            problems.append(f"{host} must be the alias of exactly one emulator replica")
+    # The router runs the app image, which installs the pinned wheel.
+    if svc.get("image") != s.get("web", {}).get("image"):
+        problems.append(f"{ROUTER} must run the app image")
+    docker_pin = pinned(files.get("Dockerfile", ""), "sglang-router")
+    if docker_pin is None or docker_pin != pinned(files.get("pyproject.toml", ""), "sglang-router"):
+        problems.append(
+            f"docker/Dockerfile must install sglang-router=={ROUTER_PIN} (pyproject's pin),"
+            f" found {docker_pin}"
+        )
+    if "/health" not in healthcheck_text(svc):
+        problems.append(f"{ROUTER}'s healthcheck must probe /health")
+    return problems
+
+
+def check_load_balancer(c: Compose) -> list[str]:
+    """lb (nginx) spreads HTTP and WebSocket connections over every web replica."""
+    s = c["services"]
+    lb = s.get("lb", {})
+    conf = re.sub(r"#.*", "", c.get("x-files", {}).get("nginx.conf", ""))
+    problems = []
+    if not any(
+        str(v).startswith("./docker/nginx.conf:/etc/nginx/nginx.conf")
+        for v in lb.get("volumes", [])
+    ):
+        problems.append("lb must mount ./docker/nginx.conf as /etc/nginx/nginx.conf")
+    if ((lb.get("depends_on") or {}).get("web") or {}).get("condition") != "service_healthy":
+        problems.append("lb must wait for a healthy web")
+    # Resolved per request through Docker's DNS, so every scaled replica is used.
+    var = re.search(r"set\s+\$(\w+)\s+http://web:(\d+)\s*;", conf)
+    if var is None or var.group(2) != str(PORTS["web"]):
+        problems.append("nginx.conf must `set $var http://web:8000;` (resolved per request)")
+    elif not re.search(rf"proxy_pass\s+\${var.group(1)}\s*;", conf):
+        problems.append(f"nginx.conf must proxy_pass ${var.group(1)}")
+    if not re.search(r"resolver\s+127\.0\.0\.11\b", conf):
+        problems.append("nginx.conf needs `resolver 127.0.0.11` (Docker's DNS)")
+    for needle, why in (
+        (r"proxy_http_version\s+1\.1\s*;", "HTTP/1.1 upstream (WebSocket)"),
+        (r"proxy_set_header\s+Upgrade\s+\$http_upgrade\s*;", "the Upgrade header"),
+        (r"proxy_set_header\s+Connection\s+\$connection_upgrade\s*;", "the Connection header"),
+        (r"proxy_buffering\s+off\s*;", "no buffering (the gateway's SSE)"),
+        (r"proxy_set_header\s+X-Forwarded-For\b", "X-Forwarded-For (daphne --proxy-headers)"),
+        (r"listen\s+8000\s*;", "listen 8000"),
+    ):
+        if not re.search(needle, conf):
+            problems.append(f"nginx.conf needs {why}")
+    read = re.search(r"proxy_read_timeout\s+(\S+?)\s*;", conf)
+    if read is None or duration_s(read.group(1)) < 600:
+        problems.append("nginx.conf needs proxy_read_timeout >= 600s (long streams)")
     return problems
 
 
@@ -298,13 +445,16 @@ def check_scaling_and_order(c: Compose) -> list[str]:
     for name, svc in s.items():
         if "container_name" in svc:
             problems.append(f"{name}: container_name prevents scaling and parallel projects")
-    if s.get("worker", {}).get("ports"):
-        problems.append("worker must not publish host ports (it could not scale)")
+    for name in ("web", "worker"):  # `docker compose up --scale web=N --scale worker=M`
+        if s.get(name, {}).get("ports"):
+            problems.append(f"{name} must not publish host ports (it could not scale)")
+        if s.get(name, {}).get("deploy", {}).get("replicas") not in (None, 1):
+            problems.append(f"{name}: set the replica count with --scale, not deploy.replicas")
     for name in ("web", "worker", "beat"):
         dep = (s.get(name, {}).get("depends_on") or {}).get("migrate") or {}
         if dep.get("condition") != "service_completed_successfully":
             problems.append(f"{name} must wait for migrate to complete successfully")
-    images = {s[n].get("image") for n in (*APP_SERVICES, "emulator") if n in s}
+    images = {s[n].get("image") for n in (*APP_SERVICES, *EMULATORS, ROUTER) if n in s}
     if len(images) != 1:
         problems.append(f"app services must share one image, found {images}")
     if (s.get("web", {}).get("build") or {}).get("dockerfile") != "docker/Dockerfile":
@@ -338,7 +488,8 @@ CHECKS: list[Check] = [
     check_environment_names,
     check_urls_and_ports,
     check_sglang,
-    check_engine_alias,
+    check_router,
+    check_load_balancer,
     check_scaling_and_order,
     check_no_literal_secrets,
 ]
@@ -378,28 +529,50 @@ _DELETE = object()
 
 BREAKAGES = [
     ("beat missing", check_services, _set("services.beat", _DELETE)),
-    ("emulator without profile", check_services, _set("services.emulator.profiles", [])),
+    ("emulator without profile", check_services, _set("services.emulator-0.profiles", [])),
+    ("router gpu only", check_services, _set("services.sglang-router.profiles", ["gpu"])),
+    ("lb missing", check_services, _set("services.lb", _DELETE)),
     ("daphne port", check_commands_match_procfile, _replace_arg("web", "8000", "8001")),
     ("asgi path", check_commands_match_procfile, _replace_arg("web", "webapp.asgi:application", "webapp.wsgi:application")),
     ("worker pool", check_commands_match_procfile, _replace_arg("worker", "threads", "prefork")),
     ("worker queues", check_commands_match_procfile, _replace_arg("worker", "generation,celery", "celery")),
     ("beat schedule", check_commands_match_procfile, _replace_arg("beat", ".run/celerybeat-schedule", "/tmp/s")),
-    ("emulator module", check_commands_match_procfile, _replace_arg("emulator", "inference.emulator", "other.emulator")),
+    ("emulator module", check_commands_match_procfile, _replace_arg("emulator-1", "inference.emulator", "other.emulator")),
     ("unknown env name", check_environment_names, _set("services.web.environment.ARBOR_SECRETKEY", "x")),
     ("secret key absent", check_environment_names, _set("services.worker.environment.ARBOR_SECRET_KEY", _DELETE)),
     ("redis url absent", check_environment_names, _set("services.beat.environment.REDIS_URL", _DELETE)),
     ("postgres port", check_urls_and_ports, _set("services.web.environment.DATABASE_URL", "postgres://arbor:${P:?}@postgres:5433/arbor")),
-    ("engine host", check_urls_and_ports, _set("services.worker.environment.ARBOR_EMULATOR_URL", "http://emulator:30000")),
+    ("engine host", check_urls_and_ports, _set("services.worker.environment.ARBOR_EMULATOR_URL", "http://sglang-0:30000")),
+    ("lb port", check_urls_and_ports, _set("services.lb.ports", ["8080:8000"])),
+    ("router expose", check_urls_and_ports, _set("services.sglang-router.expose", ["29000"])),
     ("web healthcheck", check_urls_and_ports, _set("services.web.healthcheck.test", ["CMD", "true"])),
-    ("sglang tp", check_sglang, _replace_arg("sglang", "8", "4")),
-    ("sglang parser", check_sglang, _replace_arg("sglang", "deepseek-r1", "qwen3")),
-    ("sglang trust", check_sglang, _replace_arg("sglang", "--trust-remote-code", "--disable-radix-cache")),
-    ("sglang gpus", check_sglang, _set("services.sglang.deploy", _DELETE)),
-    ("sglang health", check_sglang, _set("services.sglang.healthcheck.test", ["CMD", "curl", "http://127.0.0.1:30000/v1/models"])),
-    ("emulator alias", check_engine_alias, _set("services.emulator.networks", _DELETE)),
-    ("emulator port", check_engine_alias, _replace_arg("emulator", "30000", "30001")),
+    ("sglang tp", check_sglang, _replace_arg("sglang-0", "8", "4")),
+    ("sglang parser", check_sglang, _replace_arg("sglang-1", "deepseek-r1", "qwen3")),
+    ("sglang trust", check_sglang, _replace_arg("sglang-0", "--trust-remote-code", "--disable-radix-cache")),
+    ("sglang gpus", check_sglang, _set("services.sglang-1.deploy", _DELETE)),
+    ("sglang health", check_sglang, _set("services.sglang-0.healthcheck.test", ["CMD", "curl", "http://127.0.0.1:30000/v1/models"])),
+    ("replicas share gpus", check_sglang, _set("services.sglang-1.environment.CUDA_VISIBLE_DEVICES", "${SGLANG_1_GPUS:-0,1,2,3,4,5,6,7}")),
+    ("router module", check_router, _replace_arg("sglang-router", "sglang_router.launch_router", "sglang_router.launch_server")),
+    ("router policy", check_router, _replace_arg("sglang-router", "cache_aware", "round_robin")),
+    ("router port", check_router, _replace_arg("sglang-router", "30000", "30001")),
+    ("router unknown flag", check_router, _replace_arg("sglang-router", "--policy", "--routing-policy")),
+    ("router short timeout", check_router, _replace_arg("sglang-router", "3600", "600")),
+    ("router worker missing", check_router, _replace_arg("sglang-router", "http://sglang-1:30000", "http://sglang-0:30000")),
+    ("router worker port", check_router, _replace_arg("sglang-router", "http://sglang-1:30000", "http://sglang-1:8000")),
+    ("replica renamed", check_router, lambda c: c["services"].__setitem__("sglang-2", c["services"].pop("sglang-1"))),
+    ("emulator alias", check_router, _set("services.emulator-1.networks", _DELETE)),
+    ("emulator port", check_router, _replace_arg("emulator-0", "30000", "30001")),
+    ("router pin drift", check_router, lambda c: c["x-files"].__setitem__("Dockerfile", c["x-files"]["Dockerfile"].replace("sglang-router==", "sglang-router==9.9."))),
+    ("router not installed", check_router, lambda c: c["x-files"].__setitem__("Dockerfile", "FROM python:3.11-slim\n")),
+    ("lb no upgrade", check_load_balancer, lambda c: c["x-files"].__setitem__("nginx.conf", c["x-files"]["nginx.conf"].replace("proxy_set_header Upgrade", "# proxy_set_header Upgrade"))),
+    ("lb static upstream", check_load_balancer, lambda c: c["x-files"].__setitem__("nginx.conf", c["x-files"]["nginx.conf"].replace("proxy_pass $web;", "proxy_pass http://web:8000;"))),
+    ("lb buffering", check_load_balancer, lambda c: c["x-files"].__setitem__("nginx.conf", c["x-files"]["nginx.conf"].replace("proxy_buffering off;", ""))),
+    ("lb conf not mounted", check_load_balancer, _set("services.lb.volumes", [])),
     ("container name", check_scaling_and_order, _set("services.worker.container_name", "arbor-worker")),
+    ("web container name", check_scaling_and_order, _set("services.web.container_name", "arbor-web")),
     ("worker host port", check_scaling_and_order, _set("services.worker.ports", ["9000:9000"])),
+    ("web host port", check_scaling_and_order, _set("services.web.ports", ["8000:8000"])),
+    ("router other image", check_scaling_and_order, _set("services.sglang-router.image", "lmsysorg/sgl-model-gateway:latest")),
     ("no migrate wait", check_scaling_and_order, _set("services.web.depends_on.migrate.condition", "service_started")),
     ("literal key", check_no_literal_secrets, _set("services.web.environment.ARBOR_SECRET_KEY", "x" * 40)),
     ("key with default", check_no_literal_secrets, _set("services.web.environment.ARBOR_SECRET_KEY", "${ARBOR_SECRET_KEY:-" + "x" * 40 + "}")),
