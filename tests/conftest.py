@@ -132,8 +132,9 @@ def stack(django_db_setup: None, django_db_blocker: Any) -> Iterator[Stack]:
     }
     s = Stack(env=env)
     os.environ["ARBOR_TEST_EMULATOR_URL"] = s.emulator_url
-    s.start()
     try:
+        # Inside the try: a process that fails to come up must not leave the others running.
+        s.start()
         yield s
     finally:
         s.stop()
