@@ -53,7 +53,7 @@ run: install seed
 
 # Debian's Chromium drives the end-to-end tests; no browser download is needed.
 browser:
-	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 lint: $(VENV)
 	.venv/bin/ruff format --check .
