@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "webapp.traces.apps.TracesConfig",
     "webapp.audit.apps.AuditConfig",
     "webapp.gateway.apps.GatewayConfig",
+    "webapp.annotation.apps.AnnotationConfig",
     # Login rate limiting (webapp/accounts/login.py).
     "axes",
 ]
