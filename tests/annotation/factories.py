@@ -17,7 +17,7 @@ REASONING = (
     "Wait, let me add them: 70 + 14 = 84.\n\n"
     "Let me verify: 84 / 7 = 12. Yes."
 )
-ANSWER = "12 × 7 = **84**, so the answer is $\\boxed{84}$."
+ANSWER = "12 \\times 7 = 84, so the answer is $\\boxed{84}$."
 
 
 def make_campaign(
