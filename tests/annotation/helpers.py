@@ -30,3 +30,29 @@ def step_value(item: Item, *, first_error: int | None = None) -> dict[str, Any]:
 
 
 RUBRIC = {"correctness": 5, "soundness": 4, "efficiency": 3, "clarity": 4, "rationale": "ok"}
+
+
+def add_label(item: Item, annotator: Any, value: dict[str, Any], **fields: Any) -> Any:
+    """Store a submitted label straight in the database (no queue), canonical value."""
+    from django.utils import timezone
+
+    from webapp.annotation.models import Assignment, Guideline, Label
+
+    assignment = Assignment.objects.create(
+        item=item,
+        campaign_id=item.campaign_id,
+        annotator=annotator,
+        status=Assignment.Status.SUBMITTED,
+        leased_until=timezone.now(),
+        finished_at=timezone.now(),
+    )
+    return Label.objects.create(
+        assignment=assignment,
+        item=item,
+        campaign_id=item.campaign_id,
+        annotator=annotator,
+        task_type=item.task_type,
+        guideline=Guideline.objects.filter(campaign_id=item.campaign_id).latest("version"),
+        value=value,
+        **fields,
+    )
