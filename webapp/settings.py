@@ -242,6 +242,8 @@ ARBOR_DEFAULT_QUOTA_MAX_TOKENS: int | None = env.int("ARBOR_DEFAULT_QUOTA_MAX_TO
 # Health history: rows older than this are pruned by the health check.
 ARBOR_HEALTH_HISTORY_HOURS = env.float("ARBOR_HEALTH_HISTORY_HOURS", 48.0)
 ARBOR_EMULATOR_URL = env.str("ARBOR_EMULATOR_URL", "http://127.0.0.1:30000")
+# Frozen annotation exports (snapshots), one folder per campaign.
+ARBOR_EXPORT_DIR = env.path("ARBOR_EXPORT_DIR", BASE_DIR / "var" / "exports")
 # Show the demo accounts on the login page (`make run` turns it on).
 ARBOR_DEMO_HINTS = env.bool("ARBOR_DEMO_HINTS", False)
 
