@@ -241,6 +241,8 @@ ARBOR_DEFAULT_TOKENS_PER_MONTH: int | None = env.int("ARBOR_DEFAULT_TOKENS_PER_M
 ARBOR_DEFAULT_QUOTA_MAX_TOKENS: int | None = env.int("ARBOR_DEFAULT_QUOTA_MAX_TOKENS", None)
 # Health history: rows older than this are pruned by the health check.
 ARBOR_HEALTH_HISTORY_HOURS = env.float("ARBOR_HEALTH_HISTORY_HOURS", 48.0)
+# Bearer token Prometheus sends for GET /metrics; unset: staff or loopback only.
+ARBOR_METRICS_TOKEN = env.str("ARBOR_METRICS_TOKEN", "")
 ARBOR_EMULATOR_URL = env.str("ARBOR_EMULATOR_URL", "http://127.0.0.1:30000")
 # Frozen annotation exports (snapshots), one folder per campaign.
 ARBOR_EXPORT_DIR = env.path("ARBOR_EXPORT_DIR", BASE_DIR / "var" / "exports")

@@ -29,4 +29,5 @@ urlpatterns = [
     path("v1/", include("webapp.gateway.urls")),
     path("healthz", common_views.healthz, name="healthz"),
     path("readyz", common_views.readyz, name="readyz"),
+    path("metrics", common_views.metrics, name="metrics"),
 ]
