@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -81,6 +82,12 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return error_response(request, exc.status_code, code, str(exc))
 
 
+@api.exception_handler(RequestDataTooBig)
+def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+    # Django refuses to read a body over DATA_UPLOAD_MAX_MEMORY_SIZE; that is the client's doing.
+    return error_response(request, 413, "too_large", "The request body is too large.")
+
+
 @api.exception_handler(Exception)
 def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     log.exception("API request failed: %s %s", request.method, request.path)
@@ -101,6 +108,10 @@ def _register() -> None:
     api.add_router("/me", me_router)
     api.add_router("/admin", serving_admin_router)
     api.add_router("/admin", accounts_admin_router)
+    # The annotator's workbench (issue 4).
+    from webapp.annotation.api import router as annotate_router
+
+    api.add_router("/annotate", annotate_router)
 
 
 _register()

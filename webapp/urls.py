@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from webapp.annotation import workbench_views
 from webapp.api import api
 from webapp.chat import views as chat_views
 from webapp.common import views as common_views
@@ -22,6 +23,7 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/", chat_views.chat, name="conversation"),
     path("settings/", chat_views.settings_page, name="settings"),
     path("dashboard/", chat_views.dashboard, name="dashboard"),
+    path("annotate/", workbench_views.workbench, name="annotate"),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -53,6 +53,8 @@ MATRIX: dict[str, tuple[Outcome, Outcome, Outcome, Outcome, Outcome]] = {
     "POST /accounts/logout/":                     (LOGGED_OUT,  LOGGED_OUT,  LOGGED_OUT,  LOGGED_OUT,  LOGGED_OUT),
     "GET /healthz":                               (200,         200,         200,         200,         200),
     "GET /readyz":                                (READY,       READY,       READY,       READY,       READY),
+    # Prometheus: a token, staff, or loopback (the test client's address); see test_metrics.
+    "GET /metrics":                               (200,         200,         200,         200,         200),
     # The JSON API (session cookie here; the same table is run again with Bearer keys).
     "GET /api/":                                  (404,         404,         404,         404,         404),
     "GET /api/openapi.json":                      (200,         200,         200,         200,         200),
