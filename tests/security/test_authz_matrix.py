@@ -48,6 +48,7 @@ MATRIX: dict[str, tuple[Outcome, Outcome, Outcome, Outcome, Outcome]] = {
     "POST /c/<uuid:conversation_id>/":            (405,         405,         405,         405,         405),
     "GET /settings/":                             (LOGIN,       200,         200,         200,         200),
     "GET /dashboard/":                            (LOGIN,       404,         404,         404,         200),
+    "GET /annotate/":                             (LOGIN,       404,         404,         200,         200),
     "GET /accounts/login/":                       (200,         HOME,        HOME,        HOME,        HOME),
     "GET /accounts/logout/":                      (405,         405,         405,         405,         405),
     "POST /accounts/logout/":                     (LOGGED_OUT,  LOGGED_OUT,  LOGGED_OUT,  LOGGED_OUT,  LOGGED_OUT),
@@ -77,6 +78,13 @@ MATRIX: dict[str, tuple[Outcome, Outcome, Outcome, Outcome, Outcome]] = {
     "GET /api/admin/usage":                       (401,         404,         404,         404,         200),
     "GET /api/admin/stats":                       (401,         404,         404,         404,         200),
     "GET /api/admin/campaigns":                   (401,         404,         404,         404,         200),
+    # The annotator's workbench: annotators and staff; `task_id` is nobody's task.
+    "GET /api/annotate/campaigns":                (401,         404,         404,         200,         200),
+    "POST /api/annotate/next":                    (401,         404,         404,         200,         200),
+    "GET /api/annotate/tasks/{task_id}":          (401,         404,         404,         404,         404),
+    "PUT /api/annotate/tasks/{task_id}/draft":    (401,         404,         404,         404,         404),
+    "POST /api/annotate/tasks/{task_id}/submit":  (401,         404,         404,         404,         404),
+    "POST /api/annotate/tasks/{task_id}/skip":    (401,         404,         404,         404,         404),
     # The OpenAI-compatible gateway: Bearer keys only (a session cookie is not a key).
     "GET /v1/models":                             (401,         200,         200,         200,         200),
     "POST /v1/chat/completions":                  (401,         400,         400,         400,         400),
@@ -98,6 +106,10 @@ BODIES: dict[str, Callable[[Ctx], Any]] = {
     "POST /api/admin/models/{slug}/endpoints": lambda c: {"base_url": "http://127.0.0.1:9"},
     "PATCH /api/admin/endpoints/{endpoint_id}": lambda c: {"weight": 2},
     "PUT /api/admin/quotas/{username}": lambda c: {"requests_per_minute": 100},
+    "POST /api/annotate/next": lambda c: {},
+    "PUT /api/annotate/tasks/{task_id}/draft": lambda c: {"draft": {}, "time_spent_ms": 1},
+    "POST /api/annotate/tasks/{task_id}/submit": lambda c: {"value": {}, "time_spent_ms": 1},
+    "POST /api/annotate/tasks/{task_id}/skip": lambda c: {"reason": "matrix"},
     # Invalid on purpose: proves the key was accepted without starting a generation.
     "POST /v1/chat/completions": lambda c: {"model": "deepseek-r1"},
 }
@@ -225,6 +237,7 @@ def make_ctx(tag: str, users: dict[str, Any], llm: Any) -> Ctx:
             "slug": llm.slug,
             "endpoint_id": str(endpoint.pk),
             "username": "alice",
+            "task_id": str(uuid.uuid4()),
         },
     )
     for role, user in users.items():
