@@ -178,7 +178,7 @@ class Stack:
                 "--concurrency",
                 "32",
                 "--queues",
-                "generation,celery",
+                "generation,batch,celery",
                 "--loglevel",
                 "INFO",
                 "--without-gossip",

@@ -96,6 +96,18 @@ def settings_env() -> dict[str, tuple[bool, Any]]:
     return out
 
 
+def routed_queues() -> set[str]:
+    """The queues named in settings' CELERY_TASK_ROUTES."""
+    tree = ast.parse(SETTINGS.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "CELERY_TASK_ROUTES" for t in node.targets
+        ):
+            routes = ast.literal_eval(node.value)
+            return {route["queue"] for route in routes.values() if "queue" in route}
+    return set()
+
+
 def command(service: dict[str, Any]) -> list[str]:
     cmd = service.get("command", [])
     return shlex.split(cmd) if isinstance(cmd, str) else [str(c) for c in cmd]
@@ -183,9 +195,13 @@ def check_commands_match_procfile(c: Compose) -> list[str]:
     elif web[web.index("-p") + 1] != str(PORTS["web"]):
         problems.append(f"web must listen on {PORTS['web']}")
     worker = command(s.get("worker", {}))
-    for flag, value in (("--pool", "threads"), ("--queues", "generation,celery")):
-        if flag not in worker or worker[worker.index(flag) + 1] != value:
-            problems.append(f"worker needs {flag} {value}")
+    if "--pool" not in worker or worker[worker.index("--pool") + 1] != "threads":
+        problems.append("worker needs --pool threads")
+    # Every queue a task is routed to (plus Celery's default) has a consumer.
+    queues = set(worker[worker.index("--queues") + 1].split(",")) if "--queues" in worker else set()
+    missing = sorted(({"celery"} | routed_queues()) - queues)
+    if missing:
+        problems.append(f"worker must consume the queue(s) {missing} (--queues)")
     if command(s.get("migrate", {}))[-2:] != ["migrate", "--noinput"]:
         problems.append("migrate must run `manage.py migrate --noinput`")
     return problems
@@ -535,7 +551,8 @@ BREAKAGES = [
     ("daphne port", check_commands_match_procfile, _replace_arg("web", "8000", "8001")),
     ("asgi path", check_commands_match_procfile, _replace_arg("web", "webapp.asgi:application", "webapp.wsgi:application")),
     ("worker pool", check_commands_match_procfile, _replace_arg("worker", "threads", "prefork")),
-    ("worker queues", check_commands_match_procfile, _replace_arg("worker", "generation,celery", "celery")),
+    ("worker queues", check_commands_match_procfile, _replace_arg("worker", "generation,batch,celery", "celery")),
+    ("batch queue", check_commands_match_procfile, _replace_arg("worker", "generation,batch,celery", "generation,celery")),
     ("beat schedule", check_commands_match_procfile, _replace_arg("beat", ".run/celerybeat-schedule", "/tmp/s")),
     ("emulator module", check_commands_match_procfile, _replace_arg("emulator-1", "inference.emulator", "other.emulator")),
     ("unknown env name", check_environment_names, _set("services.web.environment.ARBOR_SECRETKEY", "x")),

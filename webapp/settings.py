@@ -135,7 +135,13 @@ CELERY_TASK_IGNORE_RESULT = True
 # connection is harmless here: the task's claim finds the response taken.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_TASK_ROUTES = {"webapp.chat.tasks.generate_response": {"queue": "generation"}}
+CELERY_TASK_ROUTES = {
+    "webapp.chat.tasks.generate_response": {"queue": "generation"},
+    # Batch generation for annotation campaigns has its own queue, which every worker
+    # consumes too; ARBOR_BATCH_CONCURRENCY keeps it from crowding out chats.
+    "webapp.annotation.tasks.generate_batch_response": {"queue": "batch"},
+    "webapp.annotation.tasks.pump_batches": {"queue": "batch"},
+}
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-responses": {
         "task": "webapp.chat.tasks.reap_stale_responses",
@@ -148,6 +154,10 @@ CELERY_BEAT_SCHEDULE = {
     "release-stale-reservations": {
         "task": "webapp.accounts.tasks.release_stale_reservations",
         "schedule": 300.0,
+    },
+    "pump-batches": {
+        "task": "webapp.annotation.tasks.pump_batches",
+        "schedule": env.float("ARBOR_BATCH_PUMP_INTERVAL_S", 30.0),
     },
 }
 
@@ -246,6 +256,17 @@ ARBOR_METRICS_TOKEN = env.str("ARBOR_METRICS_TOKEN", "")
 ARBOR_EMULATOR_URL = env.str("ARBOR_EMULATOR_URL", "http://127.0.0.1:30000")
 # Frozen annotation exports (snapshots), one folder per campaign.
 ARBOR_EXPORT_DIR = env.path("ARBOR_EXPORT_DIR", BASE_DIR / "var" / "exports")
+# Batch generation (annotation campaigns): batch responses queued or running at once,
+# over all batches; the upload's limits; samples per prompt; how long a batch response
+# may stay queued before its task is sent again (a lost message); the grader's timeout
+# per Math-Verify step, in whole seconds.
+ARBOR_BATCH_CONCURRENCY = env.int("ARBOR_BATCH_CONCURRENCY", 4)
+ARBOR_BATCH_MAX_BYTES = env.int("ARBOR_BATCH_MAX_BYTES", 20 * 1024 * 1024)
+ARBOR_BATCH_MAX_PROMPTS = env.int("ARBOR_BATCH_MAX_PROMPTS", 10_000)
+ARBOR_BATCH_MAX_LINE_BYTES = env.int("ARBOR_BATCH_MAX_LINE_BYTES", 256 * 1024)
+ARBOR_BATCH_MAX_SAMPLES = env.int("ARBOR_BATCH_MAX_SAMPLES", 16)
+ARBOR_BATCH_REQUEUE_S = env.float("ARBOR_BATCH_REQUEUE_S", 120.0)
+ARBOR_GRADING_TIMEOUT_S = env.int("ARBOR_GRADING_TIMEOUT_S", 3)
 # Show the demo accounts on the login page (`make run` turns it on).
 ARBOR_DEMO_HINTS = env.bool("ARBOR_DEMO_HINTS", False)
 

@@ -276,6 +276,53 @@ class BatchJob(models.Model):
         return f"batch {self.pk} ({self.done}/{self.total})"
 
 
+class BatchSample(models.Model):
+    """One generation of a batch: the k-th sample of a prompt, and the pump's unit of work.
+
+    `pending` samples wait for the pump, which claims a few at a time (a conditional
+    update from `pending`) and creates their chat response; `active` ones have a
+    queued or running response; a sample leaves `active` once, by a conditional
+    update, which is what makes the batch's done/failed counters exact.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        ACTIVE = "active"
+        DONE = "done"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    batch = models.ForeignKey(BatchJob, on_delete=models.CASCADE, related_name="samples")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="+")
+    sample_index = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    # The current attempt's response (a retry replaces it).
+    response = models.OneToOneField(
+        "chat.Response", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["batch", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["batch", "prompt", "sample_index"], name="batch_sample_once"
+            )
+        ]
+        indexes = [
+            # The pump's scans: pending work in order, and what is in flight.
+            models.Index(
+                fields=["status", "batch"],
+                condition=models.Q(status__in=["pending", "active"]),
+                name="batch_sample_open",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"sample {self.sample_index} of prompt {self.prompt_id} ({self.status})"
+
+
 class ExportSnapshot(models.Model):
     """A frozen export: the exact bytes of one export, versioned per campaign and kind."""
 

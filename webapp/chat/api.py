@@ -11,7 +11,8 @@ from django.http import HttpRequest
 from ninja import Router, Schema
 from ninja.pagination import PageNumberPagination, paginate
 
-from webapp.chat import selectors
+from webapp.chat import selectors, services
+from webapp.chat.models import Conversation
 from webapp.common.types import path_uuid, request_user
 
 router = Router(tags=["chat"])
@@ -85,6 +86,7 @@ class ConversationDetail(Schema):
     id: UUID
     title: str
     model: str
+    tags: list[str]
     created_at: datetime
     updated_at: datetime
     messages: list[MessageOut]
@@ -97,6 +99,8 @@ def list_conversations(request: HttpRequest) -> Any:
     # A queryset, so the page is cut in SQL.
     return (
         selectors.conversations_for_user(user=request_user(request))
+        # Batch generations are campaign data, not the admin's chats.
+        .exclude(source=Conversation.Source.BATCH)
         .annotate(model=F("llm__slug"))
         .values("id", "title", "updated_at", "model")
     )
@@ -114,10 +118,32 @@ def get_conversation(request: HttpRequest, conversation_id: str) -> dict[str, An
         "id": conversation.id,
         "title": conversation.title,
         "model": conversation.llm.slug,
+        "tags": conversation.tags,
         "created_at": conversation.created_at,
         "updated_at": conversation.updated_at,
         "messages": selectors.conversation_messages(conversation=conversation),
     }
+
+
+class ConversationPatch(Schema):
+    tags: list[str]
+
+
+class TagsOut(Schema):
+    id: UUID
+    tags: list[str]
+
+
+@router.patch("/conversations/{conversation_id}", response=TagsOut, summary="Tag a conversation")
+def patch_conversation(
+    request: HttpRequest, conversation_id: str, payload: ConversationPatch
+) -> dict[str, Any]:
+    """Replace the conversation's tags (at most 20, each 1 to 40 characters, lowercased)."""
+    conversation = path_uuid(conversation_id)
+    tags = services.set_conversation_tags(
+        user=request_user(request), conversation_id=conversation, tags=payload.tags
+    )
+    return {"id": conversation, "tags": tags}
 
 
 @router.get("/responses/{response_id}", response=ResponseOut, summary="A response")

@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 
@@ -18,6 +19,9 @@ class Conversation(models.Model):
     class Source(models.TextChoices):
         CHAT = "chat"
         GATEWAY = "gateway"
+        # Generated for an annotation campaign (webapp/annotation/batch.py), owned by the
+        # admin who started it.
+        BATCH = "batch"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(
@@ -26,6 +30,8 @@ class Conversation(models.Model):
     title = models.CharField(max_length=200, blank=True)
     llm = models.ForeignKey("serving.LLM", on_delete=models.PROTECT, related_name="+")
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.CHAT)
+    # The owner's labels (lowercase), used to pick conversations for annotation campaigns.
+    tags = ArrayField(models.CharField(max_length=40), default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now_add=True, db_index=True)
 

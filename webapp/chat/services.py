@@ -41,6 +41,8 @@ from webapp.traces import services as traces
 log = logging.getLogger(__name__)
 
 TITLE_CHARS = 80
+TAG_CHARS = 40
+MAX_TAGS = 20
 CHAT_ROLE = "user"
 LIVE = (Response.Status.QUEUED, Response.Status.RUNNING)
 
@@ -214,7 +216,12 @@ def _create_turn(
         existing = Response.objects.filter(user=user, client_id=client_id).first()
         if existing is not None:
             return existing
-    live = Response.objects.filter(user=user, status__in=LIVE).count()
+    # Batch generations (quota-exempt, run by an admin for a campaign) never count here.
+    live = (
+        Response.objects.filter(user=user, status__in=LIVE)
+        .exclude(conversation__source=Conversation.Source.BATCH)
+        .count()
+    )
     # Quota hook: the user's limits (cached), streams under the user lock, max_tokens cap.
     limits = quota.effective_limits(user_id=user.pk)
     accounts.check_concurrent_streams(live_count=live, limit=limits.concurrent_streams)
@@ -283,6 +290,50 @@ def _create_turn(
 
     transaction.on_commit(enqueue)
     return response
+
+
+def create_batch_turn(
+    *, user: User, llm: Any, content: str, params: dict[str, Any], title: str = ""
+) -> Response:
+    """Store a one-turn conversation for batch generation and its queued response.
+
+    The batch's own admission applies instead of the chat's: no quota reservation,
+    no rate or stream limits (the caller caps how many run at once). The caller
+    validates `content` and `params` and enqueues generation when its transaction
+    commits.
+    """
+    conversation = Conversation.objects.create(
+        user=user,
+        llm=llm,
+        title=_title_from(title or content),
+        source=Conversation.Source.BATCH,
+    )
+    question = Message.objects.create(
+        conversation=conversation, role=Message.Role.USER, content=content
+    )
+    answer = Message.objects.create(
+        conversation=conversation, parent=question, role=Message.Role.ASSISTANT
+    )
+    return Response.objects.create(
+        message=answer, user=user, conversation=conversation, llm=llm, params=params
+    )
+
+
+def set_conversation_tags(*, user: User, conversation_id: UUID, tags: list[str]) -> list[str]:
+    """Replace a conversation's tags (trimmed, lowercased, deduplicated) and return them."""
+    clean: list[str] = []
+    for tag in tags:
+        t = " ".join(str(tag).split()).lower()
+        if not t or len(t) > TAG_CHARS or "\x00" in t:
+            raise ArborError("invalid_request", f"A tag is 1 to {TAG_CHARS} characters long.")
+        if t not in clean:
+            clean.append(t)
+    if len(clean) > MAX_TAGS:
+        raise ArborError("invalid_request", f"A conversation has at most {MAX_TAGS} tags.")
+    updated = Conversation.objects.filter(pk=as_uuid(conversation_id), user=user).update(tags=clean)
+    if not updated:
+        raise ArborError("not_found", "No such conversation.")
+    return clean
 
 
 def cancel_response(*, user: User, response_id: UUID) -> None:
