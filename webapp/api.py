@@ -112,6 +112,10 @@ def _register() -> None:
     from webapp.annotation.api import router as annotate_router
 
     api.add_router("/annotate", annotate_router)
+    # Annotation exports and their snapshots (issue 4).
+    from webapp.annotation.export_api import router as export_router
+
+    api.add_router("", export_router)
 
 
 _register()
