@@ -159,6 +159,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "webapp.annotation.tasks.pump_batches",
         "schedule": env.float("ARBOR_BATCH_PUMP_INTERVAL_S", 30.0),
     },
+    # Claims also expire leases of their campaign; this catches idle campaigns.
+    "release-expired-leases": {
+        "task": "webapp.annotation.tasks.release_expired_leases",
+        "schedule": 60.0,
+    },
 }
 
 AUTH_PASSWORD_VALIDATORS = [

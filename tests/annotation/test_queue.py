@@ -387,3 +387,15 @@ def test_concurrent_claims_never_share_a_slot(admin_user: Any, alice: Any, llm: 
         per_item[a.item_id] = per_item.get(a.item_id, 0) + 1
     assert per_item and all(n == 2 for n in per_item.values())
     assert all(i.filled == 2 for i in Item.objects.all())
+
+
+def test_the_beat_task_expires_leases(campaign: Any, annotator: Any) -> None:
+    from webapp.annotation import tasks
+
+    services.build_items(campaign=campaign)
+    a = services.claim_next(annotator=annotator)
+    assert a is not None
+    Assignment.objects.filter(pk=a.pk).update(leased_until=timezone.now() - timedelta(seconds=1))
+    assert tasks.release_expired_leases() == 1
+    assert Assignment.objects.get(pk=a.pk).status == "expired"
+    assert Item.objects.get(pk=a.item_id).filled == 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from webapp.annotation import batch
+from webapp.annotation import batch, services
 from webapp.chat.generation import generate_blocking
 
 
@@ -30,3 +30,9 @@ def generate_batch_response(response_id: str) -> None:
 def pump_batches() -> None:
     """Refill the batch queue up to ARBOR_BATCH_CONCURRENCY (also run by beat)."""
     batch.pump()
+
+
+@shared_task(ignore_result=True)
+def release_expired_leases() -> int:
+    """Give the slots of abandoned annotation tasks back to the queue."""
+    return services.release_expired_leases()
