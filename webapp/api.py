@@ -108,6 +108,10 @@ def _register() -> None:
     api.add_router("/me", me_router)
     api.add_router("/admin", serving_admin_router)
     api.add_router("/admin", accounts_admin_router)
+    # Annotation campaigns, adjudication and gold items (issue 4).
+    from webapp.annotation.admin_api import router as annotation_admin_router
+
+    api.add_router("/admin", annotation_admin_router)
     # The annotator's workbench (issue 4).
     from webapp.annotation.api import router as annotate_router
 

@@ -34,6 +34,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 LOGIN, ADMIN_LOGIN, HOME, READY = "LOGIN", "ADMIN_LOGIN", "HOME", "READY"
+RUBRIC = {"correctness": 4, "soundness": 4, "efficiency": 3, "clarity": 5}
 LOGGED_OUT = "LOGGED_OUT"
 Outcome = int | str
 ROLES = ("anonymous", "alice", "bob", "annotator", "admin")
@@ -77,6 +78,17 @@ MATRIX: dict[str, tuple[Outcome, Outcome, Outcome, Outcome, Outcome]] = {
     "PUT /api/admin/quotas/{username}":           (401,         404,         404,         404,         200),
     "GET /api/admin/usage":                       (401,         404,         404,         404,         200),
     "GET /api/admin/stats":                       (401,         404,         404,         404,         200),
+    # Campaigns, adjudication and gold (staff only); `item_id` is a rubric item.
+    "POST /api/admin/campaigns":                  (401,         404,         404,         404,         201),
+    "GET /api/admin/campaigns/{campaign_id}":     (401,         404,         404,         404,         200),
+    "PATCH /api/admin/campaigns/{campaign_id}":   (401,         404,         404,         404,         200),
+    "POST /api/admin/campaigns/{campaign_id}/guidelines": (401, 404,         404,         404,         201),
+    "GET /api/admin/campaigns/{campaign_id}/disagreements": (401, 404,       404,         404,         200),
+    "GET /api/admin/items/{item_id}":             (401,         404,         404,         404,         200),
+    "PUT /api/admin/items/{item_id}/adjudication": (401,        404,         404,         404,         200),
+    "DELETE /api/admin/items/{item_id}/adjudication": (401,     404,         404,         404,         204),
+    "PUT /api/admin/items/{item_id}/gold":        (401,         404,         404,         404,         200),
+    "DELETE /api/admin/items/{item_id}/gold":     (401,         404,         404,         404,         204),
     "GET /api/admin/campaigns":                   (401,         404,         404,         404,         200),
     # The annotator's workbench: annotators and staff; `task_id` is nobody's task.
     "GET /api/annotate/campaigns":                (401,         404,         404,         200,         200),
@@ -106,6 +118,15 @@ BODIES: dict[str, Callable[[Ctx], Any]] = {
     "POST /api/admin/models/{slug}/endpoints": lambda c: {"base_url": "http://127.0.0.1:9"},
     "PATCH /api/admin/endpoints/{endpoint_id}": lambda c: {"weight": 2},
     "PUT /api/admin/quotas/{username}": lambda c: {"requests_per_minute": 100},
+    "POST /api/admin/campaigns": lambda c: {
+        "name": f"matrix {c.tag}",
+        "task_types": ["rubric"],
+        "guidelines": "Rate it.",
+    },
+    "PATCH /api/admin/campaigns/{campaign_id}": lambda c: {"status": "active"},
+    "POST /api/admin/campaigns/{campaign_id}/guidelines": lambda c: {"text": "Rate it again."},
+    "PUT /api/admin/items/{item_id}/adjudication": lambda c: {"value": RUBRIC},
+    "PUT /api/admin/items/{item_id}/gold": lambda c: {"value": RUBRIC},
     "POST /api/annotate/next": lambda c: {},
     "PUT /api/annotate/tasks/{task_id}/draft": lambda c: {"draft": {}, "time_spent_ms": 1},
     "POST /api/annotate/tasks/{task_id}/submit": lambda c: {"value": {}, "time_spent_ms": 1},
@@ -217,6 +238,17 @@ class Ctx:
     params: dict[str, str] = field(default_factory=dict)
 
 
+def _rubric_item(tag: str, admin_user: Any, author: Any, llm: Any) -> Any:
+    """A campaign with one rubric item, for the campaign and item routes."""
+    from tests.annotation.factories import make_campaign, make_prompt, make_trace
+    from webapp.annotation import services as annotation
+
+    campaign = make_campaign(by=admin_user, task_types=["rubric"], name=f"matrix {tag}")
+    trace = make_trace(campaign, make_prompt(campaign), user=author, llm=llm)
+    annotation.build_items(campaign=campaign)
+    return campaign.items.get(trace_a=trace)
+
+
 def make_ctx(tag: str, users: dict[str, Any], llm: Any) -> Ctx:
     from webapp.accounts import services as accounts
     from webapp.chat import services as chat
@@ -227,6 +259,7 @@ def make_ctx(tag: str, users: dict[str, Any], llm: Any) -> Ctx:
         sent = chat.send_message(user=alice, content=f"alice's secret {tag}")
     victim, _ = accounts.create_api_key(user=alice, name=f"victim {tag}")
     endpoint = llm.endpoints.first()
+    item = _rubric_item(tag, users["admin"], alice, llm)
     ctx = Ctx(
         tag=tag,
         users=users,
@@ -234,6 +267,8 @@ def make_ctx(tag: str, users: dict[str, Any], llm: Any) -> Ctx:
             "conversation_id": sent.conversation_id,
             "response_id": sent.response_id,
             "key_id": str(victim.pk),
+            "campaign_id": str(item.campaign_id),
+            "item_id": str(item.pk),
             "slug": llm.slug,
             "endpoint_id": str(endpoint.pk),
             "username": "alice",

@@ -149,15 +149,6 @@ class UsageQuery(RangeQuery):
     group_by: Literal["day", "model", "user"] = "day"
 
 
-class CampaignOut(Schema):
-    id: int
-    name: str
-    task_types: list[str]
-    items: int
-    labels: int
-    progress: float
-
-
 # --- /api/me -----------------------------------------------------------------------------
 
 
@@ -208,7 +199,7 @@ def revoke_key(request: HttpRequest, key_id: int) -> HttpResponse:
     return HttpResponse(status=204)
 
 
-# --- /api/admin (quotas, usage, stats, campaigns) -----------------------------------------------
+# --- /api/admin (quotas, usage, stats) -----------------------------------------------
 
 
 def _user_named(username: str) -> Any:
@@ -258,10 +249,3 @@ def admin_stats(request: HttpRequest, q: Query[RangeQuery]) -> dict[str, Any]:
     refusals by day and limit, and tokens and cost by day and model."""
     staff_user(request)
     return selectors.stats(since=q.since, until=q.until)
-
-
-@admin_router.get("/campaigns", response=list[CampaignOut], summary="Annotation campaigns")
-def admin_campaigns(request: HttpRequest) -> list[dict[str, Any]]:
-    """Annotation campaigns (none exist until the annotation app lands)."""
-    staff_user(request)
-    return []
