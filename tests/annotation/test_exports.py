@@ -577,8 +577,9 @@ def test_queries_per_chunk_are_constant(
         with CaptureQueriesContext(connection) as first:
             head = next(chunks)
         assert len(head) == 100
-        # One query for the rows (traces, responses, models joined), one for their labels.
-        assert len(first.captured_queries) == 2
+        # The models and endpoints once per export, then per chunk one query for the rows
+        # (traces, prompts, responses, adjudications joined) and one for their labels.
+        assert len(first.captured_queries) == 4
         with CaptureQueriesContext(connection) as rest:
             total = len(head) + sum(len(c) for c in chunks)
         counts[name] = (total, len(rest.captured_queries))

@@ -66,6 +66,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Literal
 from urllib.parse import urlsplit
@@ -73,7 +74,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
-from django.db.models import Max, Prefetch, Q, QuerySet
+from django.db.models import F, Max, Prefetch, Q, QuerySet
 from django.utils.crypto import salted_hmac
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -89,6 +90,7 @@ from webapp.annotation.models import (
 from webapp.annotation.schemas import Pairwise, Rubric, StepLabels, Unit
 from webapp.chat.models import Response
 from webapp.common.errors import ArborError
+from webapp.serving.models import LLM, Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -156,8 +158,14 @@ def parse_options(*, kind: str, params: Mapping[str, Any]) -> ExportOptions:
 
 def pseudonym(user_id: int) -> str:
     """Return the annotator's stable pseudonym: the same user, the same id, in every export."""
-    digest = salted_hmac(PSEUDONYM_SALT, str(user_id), algorithm="sha256").hexdigest()
-    return f"ann_{digest[:16]}"
+    return _pseudonym(user_id, settings.SECRET_KEY)
+
+
+@lru_cache(maxsize=4096)
+def _pseudonym(user_id: int, secret: str) -> str:
+    # Keyed on the secret too, so a rotated SECRET_KEY never serves a stale pseudonym.
+    digest = salted_hmac(PSEUDONYM_SALT, str(user_id), secret=secret, algorithm="sha256")
+    return f"ann_{digest.hexdigest()[:16]}"
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -170,10 +178,45 @@ def _ms(start: datetime | None, end: datetime | None) -> int | None:
     return max(0, round((end - start).total_seconds() * 1000))
 
 
-def _engine(response: Response) -> dict[str, Any] | None:
-    endpoint = response.endpoint
-    if endpoint is None:
-        return None
+class Registry:
+    """The models and endpoints, read once per export: a handful of rows, not a join per item."""
+
+    def __init__(self) -> None:
+        self.llms = {llm.pk: llm for llm in LLM.objects.all()}
+        self.engines = {e.pk: _engine(e) for e in Endpoint.objects.all()}
+
+    def trace_meta(self, trace: Trace) -> Record:
+        """Return where a trace came from: model, sampling, engine, tokens, timing, grading."""
+        response = trace.response
+        llm = self.llms.get(response.llm_id)
+        return {
+            "trace": trace.pk,
+            "response": str(response.pk),
+            "prompt_id": trace.prompt.external_id,
+            "source": trace.source,
+            "sample_index": trace.sample_index,
+            "model": llm.slug if llm else None,
+            "served_model_name": llm.served_model_name if llm else None,
+            "params": response.params,
+            "engine": self.engines.get(response.endpoint_id)
+            if response.endpoint_id is not None
+            else None,
+            "tokens": {
+                "prompt": response.prompt_tokens,
+                "completion": response.completion_tokens,
+                "reasoning": response.reasoning_tokens,
+            },
+            "thinking_ms": _ms(
+                response.first_token_at, response.answer_started_at or response.finished_at
+            ),
+            "finish_reason": response.finish_reason,
+            "created_at": _iso(response.created_at),
+            "auto_correct": trace.auto_correct,
+            "format_ok": trace.format_ok,
+        }
+
+
+def _engine(endpoint: Endpoint) -> Record:
     # The host only: never credentials a base_url might carry.
     parts = urlsplit(endpoint.base_url)
     host = parts.hostname or ""
@@ -183,32 +226,8 @@ def _engine(response: Response) -> dict[str, Any] | None:
     return {"endpoint": endpoint.pk, "host": host, "version": info.get("version")}
 
 
-def trace_meta(trace: Trace) -> Record:
-    """Return where a trace came from: model, sampling, engine, tokens, timing, grading."""
-    response = trace.response
-    return {
-        "trace": trace.pk,
-        "response": str(response.pk),
-        "prompt_id": trace.prompt.external_id,
-        "source": trace.source,
-        "sample_index": trace.sample_index,
-        "model": response.llm.slug,
-        "served_model_name": response.llm.served_model_name,
-        "params": response.params,
-        "engine": _engine(response),
-        "tokens": {
-            "prompt": response.prompt_tokens,
-            "completion": response.completion_tokens,
-            "reasoning": response.reasoning_tokens,
-        },
-        "thinking_ms": _ms(
-            response.first_token_at, response.answer_started_at or response.finished_at
-        ),
-        "finish_reason": response.finish_reason,
-        "created_at": _iso(response.created_at),
-        "auto_correct": trace.auto_correct,
-        "format_ok": trace.format_ok,
-    }
+def _versions(labels: Iterable[Label]) -> list[int]:
+    return sorted({label.guideline_version for label in labels})  # type: ignore[attr-defined]
 
 
 def _annotations(labels: Iterable[Label]) -> list[Record]:
@@ -216,7 +235,7 @@ def _annotations(labels: Iterable[Label]) -> list[Record]:
         {
             "annotator": pseudonym(label.annotator_id),
             "at": _iso(label.created_at),
-            "guideline_version": label.guideline.version,
+            "guideline_version": label.guideline_version,  # type: ignore[attr-defined]
             "time_spent_ms": label.time_spent_ms,
             "segmentation_edited": bool(label.value.get("segmentation_edited"))
             if label.task_type == TaskType.STEP_LABELS
@@ -275,7 +294,7 @@ class Verdict:
             "adjudicator": pseudonym(adjudication.adjudicator_id) if adjudication else None,
             "adjudicated_at": _iso(adjudication.updated_at) if adjudication else None,
             "annotators": [pseudonym(label.annotator_id) for label in self.labels],
-            "guideline_versions": sorted({label.guideline.version for label in self.labels}),
+            "guideline_versions": _versions(self.labels),
             "annotations": _annotations(self.labels),
         }
 
@@ -424,7 +443,7 @@ def _base_meta(item: Item, v: Verdict, kind: str) -> Record:
     }
 
 
-def dpo_records(item: Item, options: DpoOptions) -> Iterator[Record]:
+def dpo_records(item: Item, options: DpoOptions, reg: Registry) -> Iterator[Record]:
     v = verdict(item)
     if v is None:
         return
@@ -442,8 +461,8 @@ def dpo_records(item: Item, options: DpoOptions) -> Iterator[Record]:
         votes=(v.votes or {}).get(options.by),
         reasoning=options.reasoning,
         segmentation_edited=False,
-        chosen_trace=trace_meta(chosen),
-        rejected_trace=trace_meta(rejected),
+        chosen_trace=reg.trace_meta(chosen),
+        rejected_trace=reg.trace_meta(rejected),
     )
     yield {
         "prompt": _prompt(item.trace_a.prompt.text, options.form),
@@ -459,7 +478,7 @@ def _judgement(item: Item, v: Verdict, *, min_score: int) -> bool | None:
     return rubric_verdict(v.value, min_score=min_score)
 
 
-def kto_records(item: Item, options: KtoOptions) -> Iterator[Record]:
+def kto_records(item: Item, options: KtoOptions, reg: Registry) -> Iterator[Record]:
     v = verdict(item)
     if v is None:
         return
@@ -471,7 +490,7 @@ def kto_records(item: Item, options: KtoOptions) -> Iterator[Record]:
     meta.update(
         reasoning=options.reasoning,
         segmentation_edited=isinstance(v.value, Steps) and v.value.segmentation_edited,
-        trace=trace_meta(trace),
+        trace=reg.trace_meta(trace),
     )
     yield {
         "prompt": _prompt(trace.prompt.text, options.form),
@@ -513,7 +532,7 @@ def prm_steps(
     return texts, labels, ratings
 
 
-def prm_records(item: Item, options: PrmOptions) -> Iterator[Record]:
+def prm_records(item: Item, options: PrmOptions, reg: Registry) -> Iterator[Record]:
     v = verdict(item)
     if v is None or v.value.finish_reason == "bad_problem":
         return
@@ -530,7 +549,7 @@ def prm_records(item: Item, options: PrmOptions) -> Iterator[Record]:
         first_error=steps.first_error,
         label_finish_reason=steps.finish_reason,
         segmentation_edited=steps.segmentation_edited,
-        trace=trace_meta(trace),
+        trace=reg.trace_meta(trace),
     )
     yield {
         "prompt": trace.prompt.text,
@@ -546,15 +565,16 @@ def prm_records(item: Item, options: PrmOptions) -> Iterator[Record]:
 def _trace_joins(prefix: str) -> list[str]:
     return [
         f"{prefix}__prompt",
-        f"{prefix}__response__llm",
-        f"{prefix}__response__endpoint",
+        f"{prefix}__response",
     ]
 
 
 def _labels_prefetch() -> Any:
     return Prefetch(
         "labels",
-        queryset=Label.objects.select_related("guideline").order_by("created_at", "id"),
+        queryset=Label.objects.annotate(guideline_version=F("guideline__version")).order_by(
+            "created_at", "id"
+        ),
         to_attr="export_labels",
     )
 
@@ -579,7 +599,7 @@ _ITEM_KINDS: dict[str, tuple[str, ...]] = {
 }
 
 
-_BUILDERS: dict[str, Callable[[Item, Any], Iterator[Record]]] = {
+_BUILDERS: dict[str, Callable[[Item, Any, Registry], Iterator[Record]]] = {
     "dpo": dpo_records,
     "kto": kto_records,
     "prm": prm_records,
@@ -598,8 +618,9 @@ def _item_chunks(
     joins = _trace_joins("trace_a") + (_trace_joins("trace_b") if kind == "dpo" else [])
     qs = qs.select_related(*joins, "adjudication").prefetch_related(_labels_prefetch())
     build = _BUILDERS[kind]
+    reg = Registry()
     for items in _keyset(qs, chunk_size):
-        yield [record for item in items if _completed(item) for record in build(item, options)]
+        yield [record for item in items if _completed(item) for record in build(item, options, reg)]
 
 
 def _completed(item: Item) -> bool:
@@ -612,39 +633,37 @@ def _sft_chunks(
 ) -> Iterator[list[Record]]:
     qs = Trace.objects.filter(
         campaign=campaign, response__status=Response.Status.COMPLETED
-    ).select_related("prompt", "response__llm", "response__endpoint")
+    ).select_related("prompt", "response")
+    reg = Registry()
+    judged_types = (TaskType.STEP_LABELS, TaskType.RUBRIC)
     for traces in _keyset(qs, chunk_size):
         ids = [t.pk for t in traces]
-        judged: dict[int, list[tuple[Item, Verdict]]] = {}
         gold: set[int] = set()
-        items = (
-            Item.objects.filter(Q(trace_a_id__in=ids) | Q(trace_b_id__in=ids))
-            .select_related("adjudication")
-            .prefetch_related(_labels_prefetch())
-            .order_by("pk")
-        )
-        for item in items:
-            if item.is_gold:
-                gold.update(i for i in (item.trace_a_id, item.trace_b_id) if i is not None)
-                if not options.include_gold:
-                    continue
-            if item.task_type == TaskType.PAIRWISE:
-                continue
+        if not options.include_gold:
+            for a, b in Item.objects.filter(
+                Q(trace_a_id__in=ids) | Q(trace_b_id__in=ids), is_gold=True
+            ).values_list("trace_a_id", "trace_b_id"):
+                gold.update((a, b))
+        items = Item.objects.filter(trace_a_id__in=ids, task_type__in=judged_types)
+        if not options.include_gold:
+            items = items.filter(is_gold=False)
+        judged: dict[int, list[tuple[Item, Verdict]]] = {}
+        for item in (
+            items.select_related("adjudication").prefetch_related(_labels_prefetch()).order_by("pk")
+        ):
             v = verdict(item)
             if v is not None:
                 judged.setdefault(item.trace_a_id, []).append((item, v))
-        records = []
-        for trace in traces:
-            if trace.pk in gold and not options.include_gold:
-                continue
-            record = _sft_record(trace, judged.get(trace.pk, []), options)
-            if record is not None:
-                records.append(record)
-        yield records
+        yield [
+            record
+            for trace in traces
+            if trace.pk not in gold
+            and (record := _sft_record(trace, judged.get(trace.pk, []), options, reg)) is not None
+        ]
 
 
 def _sft_record(
-    trace: Trace, judged: list[tuple[Item, Verdict]], options: SftOptions
+    trace: Trace, judged: list[tuple[Item, Verdict]], options: SftOptions, reg: Registry
 ) -> Record | None:
     verdicts = [
         ok
@@ -673,12 +692,12 @@ def _sft_record(
             "adjudicated": bool(adjudications),
             "adjudicators": sorted({pseudonym(a.adjudicator_id) for a in adjudications}),
             "annotators": sorted({pseudonym(label.annotator_id) for label in labels}),
-            "guideline_versions": sorted({label.guideline.version for label in labels}),
+            "guideline_versions": _versions(labels),
             "annotations": _annotations(labels),
             "segmentation_edited": any(
                 isinstance(v.value, Steps) and v.value.segmentation_edited for _, v in judged
             ),
-            "trace": trace_meta(trace),
+            "trace": reg.trace_meta(trace),
         },
     }
 
