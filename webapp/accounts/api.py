@@ -149,7 +149,29 @@ class UsageQuery(RangeQuery):
     group_by: Literal["day", "model", "user"] = "day"
 
 
+class PreferencesOut(Schema):
+    share_for_annotation: bool
+
+
+class PreferencesIn(Schema):
+    share_for_annotation: bool | None = None
+
+
 # --- /api/me -----------------------------------------------------------------------------
+
+
+@me_router.get("/settings", response=PreferencesOut, summary="The caller's settings")
+def my_settings(request: HttpRequest) -> dict[str, Any]:
+    """`share_for_annotation`: whether completed answers may be picked, anonymised, for
+    annotation campaigns (off unless the user turns it on)."""
+    return selectors.preferences(user_id=request_user(request).pk)
+
+
+@me_router.patch("/settings", response=PreferencesOut, summary="Change the caller's settings")
+def patch_my_settings(request: HttpRequest, payload: PreferencesIn) -> dict[str, Any]:
+    user = request_user(request)
+    services.set_preferences(user=user, share_for_annotation=payload.share_for_annotation)
+    return selectors.preferences(user_id=user.pk)
 
 
 @me_router.get("/usage", response=MyUsageOut, summary="The caller's limits and use")

@@ -23,6 +23,20 @@ LIMIT_FIELDS = (
 )
 
 
+class Profile(models.Model):
+    """A user's own settings; a missing row means every default."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
+    )
+    # Consent to have completed answers picked for annotation campaigns (anonymised).
+    share_for_annotation = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"
+
+
 class ApiKey(models.Model):
     """A bearer key for the JSON API and the gateway; only its hash is stored."""
 

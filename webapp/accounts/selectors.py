@@ -9,7 +9,14 @@ from django.db.models import Aggregate, Count, F, FloatField, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from webapp.accounts import quota
-from webapp.accounts.models import LIMIT_FIELDS, Quota, QuotaCounter, QuotaRefusal, UsageRecord
+from webapp.accounts.models import (
+    LIMIT_FIELDS,
+    Profile,
+    Quota,
+    QuotaCounter,
+    QuotaRefusal,
+    UsageRecord,
+)
 
 HISTOGRAM_LE_MS = (250, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 120_000, 300_000, 600_000)
 
@@ -176,3 +183,13 @@ def stats(*, since: date | None, until: date | None) -> dict[str, Any]:
 def quota_overrides(*, user_id: int) -> dict[str, int | None]:
     own = Quota.objects.filter(user_id=user_id).values(*LIMIT_FIELDS).first() or {}
     return {f: own.get(f) for f in LIMIT_FIELDS}
+
+
+def preferences(*, user_id: int) -> dict[str, Any]:
+    """The user's own settings, defaults where they never changed one."""
+    share = (
+        Profile.objects.filter(user_id=user_id)
+        .values_list("share_for_annotation", flat=True)
+        .first()
+    )
+    return {"share_for_annotation": bool(share)}

@@ -21,7 +21,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.utils import timezone
 
 from webapp.accounts import quota
-from webapp.accounts.models import ApiKey
+from webapp.accounts.models import ApiKey, Profile
 from webapp.accounts.quota import QuotaRefused
 from webapp.chat.eventlog import sync_redis
 from webapp.common.errors import ArborError
@@ -145,3 +145,12 @@ def revoke_api_key(*, user: User, key_id: int, now: datetime | None = None) -> N
 
 def get_user_by_username(*, username: str) -> User:
     return get_user_model().objects.get(username=username)
+
+
+def set_preferences(*, user: User, share_for_annotation: bool | None = None) -> Profile:
+    """Change the user's own settings; None leaves a setting as it is."""
+    profile, _ = Profile.objects.get_or_create(user=user)
+    if share_for_annotation is not None and share_for_annotation != profile.share_for_annotation:
+        profile.share_for_annotation = share_for_annotation
+        profile.save(update_fields=["share_for_annotation", "updated_at"])
+    return profile

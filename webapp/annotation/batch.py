@@ -537,7 +537,7 @@ def finish_sample(*, sample_id: int) -> int:
                 },
             )
     if result is not None:
-        _build_items(campaign_id=sample.batch.campaign_id)
+        build_items_locked(campaign_id=sample.batch.campaign_id)
     return 1
 
 
@@ -561,7 +561,7 @@ def _close_sample(*, sample_id: int, outcome: str, now: datetime) -> int:
     return 1
 
 
-def _build_items(*, campaign_id: Any) -> None:
+def build_items_locked(*, campaign_id: Any) -> None:
     """Create the work items for the campaign's new traces (the lead's `build_items`)."""
     from webapp.annotation import services
 

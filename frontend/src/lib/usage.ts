@@ -65,6 +65,11 @@ export interface NewApiKey {
   key: string;
 }
 
+/** The caller's own settings (`/api/me/settings`). */
+export interface MySettings {
+  share_for_annotation: boolean;
+}
+
 export interface UsageRow {
   key: string;
   prompt_tokens: number;
@@ -144,6 +149,12 @@ export class UsageApi {
   }
   revokeKey(id: string | number): Promise<null> {
     return this.api.request("DELETE", `/me/keys/${encodeURIComponent(String(id))}`);
+  }
+  mySettings(): Promise<MySettings> {
+    return this.api.request("GET", "/me/settings");
+  }
+  patchMySettings(body: Partial<MySettings>): Promise<MySettings> {
+    return this.api.request("PATCH", "/me/settings", body);
   }
   usage(groupBy: GroupBy, since?: string, until?: string): Promise<UsageRow[]> {
     return this.api.request("GET", `/admin/usage${q({ group_by: groupBy, since, until })}`);

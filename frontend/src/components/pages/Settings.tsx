@@ -5,7 +5,7 @@ import { formatRelative } from "../../lib/format";
 import {
   compact, dayRange, fraction, lastDays, level, money, resetLabel, reasoningShare, percent,
 } from "../../lib/usage";
-import type { ApiKeyItem, Limits, MyUsage, NewApiKey, UsageApi, Used } from "../../lib/usage";
+import type { ApiKeyItem, Limits, MySettings, MyUsage, NewApiKey, UsageApi, Used } from "../../lib/usage";
 import { ChartCard, Legend, StackedBars, shortDay } from "../charts/Chart";
 import { IconCheck, IconCopy } from "../icons";
 import { notify } from "./Shell";
@@ -278,11 +278,57 @@ function KeysSection({ api }: { api: UsageApi }) {
   );
 }
 
+// ---- sharing for annotation ------------------------------------------------------------
+
+export function SharingSection({ api }: { api: UsageApi }) {
+  const [prefs, setPrefs] = useState<MySettings | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    // Through a promise, so an API without this call shows an error instead of throwing.
+    Promise.resolve().then(() => api.mySettings()).then(setPrefs, (e) => setError(errText(e)));
+  }, []);
+
+  const toggle = async (share: boolean) => {
+    setBusy(true);
+    try {
+      setPrefs(await api.patchMySettings({ share_for_annotation: share }));
+      notify("success", share ? "Sharing turned on" : "Sharing turned off",
+        share ? "Answers you get from now on may be picked for annotation." : "No more of your answers will be picked.");
+    } catch (err) {
+      notify("error", "Could not change the setting", errText(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <section class="section" aria-labelledby="sharing-h">
+      <div class="section-head">
+        <h2 id="sharing-h">Help improve the model</h2>
+        <p class="muted small">
+          Annotators rate reasoning traces to make training data. With this on, the first answer of a conversation
+          may be picked, with your question, for that. Your name and account are never shown to annotators.
+        </p>
+      </div>
+      {error && <p class="error-text" role="alert">Could not load this setting: {error}</p>}
+      {prefs && (
+        <label class="share-toggle" data-testid="share-for-annotation">
+          <input type="checkbox" checked={prefs.share_for_annotation} disabled={busy}
+            onChange={(e) => void toggle((e.currentTarget as HTMLInputElement).checked)} />
+          Share my chat answers for annotation
+        </label>
+      )}
+    </section>
+  );
+}
+
 export function Settings({ api }: { api: UsageApi }) {
   return (
     <div class="settings">
       <MyUsageSection api={api} />
       <KeysSection api={api} />
+      <SharingSection api={api} />
     </div>
   );
 }
