@@ -316,16 +316,15 @@ def cancel_batch(*, batch_id: int) -> int:
         dropped = BatchSample.objects.filter(
             batch_id=batch_id, status=BatchSample.Status.PENDING
         ).update(status=BatchSample.Status.CANCELLED)
-        owner = BatchJob.objects.filter(pk=batch_id).values_list("created_by", flat=True).get()
+        owner = BatchJob.objects.select_related("created_by").get(pk=batch_id).created_by
         active = list(
             BatchSample.objects.filter(
                 batch_id=batch_id, status=BatchSample.Status.ACTIVE, response__isnull=False
             ).values_list("response_id", flat=True)
         )
-    user = User(pk=owner)  # only its id is used, to find the owner's response
     for response_id in active:
         # The response ends as `cancelled`; the finish hook (or the pump) settles it.
-        chat.cancel_response(user=user, response_id=response_id)
+        chat.cancel_response(user=owner, response_id=response_id)
     return dropped + len(active)
 
 
