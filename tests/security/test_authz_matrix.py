@@ -63,15 +63,12 @@ MATRIX: dict[str, tuple[Outcome, Outcome, Outcome, Outcome, Outcome]] = {
     "GET /api/docs":                              (200,         200,         200,         200,         200),
     "GET /api/conversations":                     (401,         200,         200,         200,         200),
     "GET /api/conversations/{conversation_id}":   (401,         200,         404,         404,         404),
-    "PATCH /api/conversations/{conversation_id}": (401,        200,         404,         404,         404),
     "GET /api/responses/{response_id}":           (401,         200,         404,         404,         404),
     "GET /api/models":                            (401,         200,         200,         200,         200),
     "GET /api/me/usage":                          (401,         200,         200,         200,         200),
     "GET /api/me/keys":                           (401,         200,         200,         200,         200),
     "POST /api/me/keys":                          (401,         201,         201,         201,         201),
     "DELETE /api/me/keys/{key_id}":               (401,         204,         404,         404,         404),
-    "GET /api/me/settings":                       (401,         200,         200,         200,         200),
-    "PATCH /api/me/settings":                     (401,         200,         200,         200,         200),
     "GET /api/admin/models":                      (401,         404,         404,         404,         200),
     "POST /api/admin/models":                     (401,         404,         404,         404,         201),
     "POST /api/admin/models/{slug}/endpoints":    (401,         404,         404,         404,         201),
@@ -100,6 +97,12 @@ MATRIX: dict[str, tuple[Outcome, Outcome, Outcome, Outcome, Outcome]] = {
     "PUT /api/annotate/tasks/{task_id}/draft":    (401,         404,         404,         404,         404),
     "POST /api/annotate/tasks/{task_id}/submit":  (401,         404,         404,         404,         404),
     "POST /api/annotate/tasks/{task_id}/skip":    (401,         404,         404,         404,         404),
+    # Exports (staff only). The matrix sends no `?campaign=`, so staff get 400 once access
+    # is granted; `snapshot_id` is nobody's snapshot. Answers with data: tests/annotation.
+    "GET /api/exports/{kind}.jsonl":              (401,         404,         404,         404,         400),
+    "GET /api/exports/snapshots":                 (401,         404,         404,         404,         200),
+    "POST /api/exports/{kind}/snapshots":         (401,         404,         404,         404,         201),
+    "GET /api/exports/snapshots/{snapshot_id}.jsonl": (401,     404,         404,         404,         404),
     # The OpenAI-compatible gateway: Bearer keys only (a session cookie is not a key).
     "GET /v1/models":                             (401,         200,         200,         200,         200),
     "POST /v1/chat/completions":                  (401,         400,         400,         400,         400),
@@ -113,8 +116,6 @@ BODIES: dict[str, Callable[[Ctx], Any]] = {
     "POST /c/<uuid:conversation_id>/": lambda c: {},
     "POST /accounts/logout/": lambda c: {},
     "POST /api/me/keys": lambda c: {"name": "matrix"},
-    "PATCH /api/conversations/{conversation_id}": lambda c: {"tags": ["matrix"]},
-    "PATCH /api/me/settings": lambda c: {"share_for_annotation": True},
     "POST /api/admin/models": lambda c: {
         "slug": f"matrix-{c.tag}",
         "name": "Matrix",
@@ -136,6 +137,7 @@ BODIES: dict[str, Callable[[Ctx], Any]] = {
     "PUT /api/annotate/tasks/{task_id}/draft": lambda c: {"draft": {}, "time_spent_ms": 1},
     "POST /api/annotate/tasks/{task_id}/submit": lambda c: {"value": {}, "time_spent_ms": 1},
     "POST /api/annotate/tasks/{task_id}/skip": lambda c: {"reason": "matrix"},
+    "POST /api/exports/{kind}/snapshots": lambda c: {"campaign": c.params["campaign_id"]},
     # Invalid on purpose: proves the key was accepted without starting a generation.
     "POST /v1/chat/completions": lambda c: {"model": "deepseek-r1"},
 }
@@ -278,6 +280,8 @@ def make_ctx(tag: str, users: dict[str, Any], llm: Any) -> Ctx:
             "endpoint_id": str(endpoint.pk),
             "username": "alice",
             "task_id": str(uuid.uuid4()),
+            "kind": "sft",
+            "snapshot_id": str(uuid.uuid4()),
         },
     )
     for role, user in users.items():

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from asgiref.sync import sync_to_async
 from django.core.handlers.asgi import ASGIRequest
-from django.db import connections
+from django.db import connection, connections
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Field, Router, Schema
 
@@ -127,7 +127,13 @@ async def _off_loop(blocks: Iterator[bytes]) -> AsyncIterator[bytes]:
 
 
 def _stream(request: HttpRequest, blocks: Iterator[bytes], name: str) -> StreamingHttpResponse:
-    content = _off_loop(blocks) if isinstance(request, ASGIRequest) else blocks
+    content: Iterator[bytes] | AsyncIterator[bytes] = blocks
+    if isinstance(request, ASGIRequest):
+        # The view's own connection would otherwise stay checked out of the pool until the
+        # last byte is sent; every block takes one for itself (`_off_loop`).
+        if not connection.in_atomic_block:
+            connection.close()
+        content = _off_loop(blocks)
     response = StreamingHttpResponse(content, content_type=CONTENT_TYPE)
     response["Content-Disposition"] = f'attachment; filename="{name}"'
     response["Cache-Control"] = "no-store"
