@@ -60,6 +60,7 @@ export function UsageMeter({ api }: { api: UsageApi }) {
       )}
       <nav class="um-links small" aria-label="Pages">
         <a href="/settings/" data-testid="nav-settings">Settings</a>
+        {(boot.user.is_staff || boot.user.roles.includes("annotator")) && <a href="/annotate/" data-testid="nav-annotate">Annotate</a>}
         {boot.user.is_staff && <a href="/dashboard/" data-testid="nav-dashboard">Dashboard</a>}
         {boot.user.is_staff && <a href="/admin/" data-testid="nav-admin">Admin</a>}
       </nav>

@@ -82,12 +82,15 @@ export interface NavLink {
   testid: string;
 }
 
-/** The product's pages a user may open: Admin and Dashboard only for staff. */
+/** The product's pages a user may open: Annotate for annotators and staff, Admin and Dashboard only for staff. */
 export function navLinks(user: PageBoot["user"]): NavLink[] {
   const links: NavLink[] = [
     { href: "/", label: "Chat", testid: "nav-chat" },
     { href: "/settings/", label: "Settings", testid: "nav-settings" },
   ];
+  if (user.is_staff || user.roles.includes("annotator")) {
+    links.push({ href: "/annotate/", label: "Annotate", testid: "nav-annotate" });
+  }
   if (user.is_staff) {
     links.push({ href: "/dashboard/", label: "Dashboard", testid: "nav-dashboard" });
     links.push({ href: "/admin/", label: "Admin", testid: "nav-admin" });

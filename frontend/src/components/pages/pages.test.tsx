@@ -161,6 +161,7 @@ describe("dashboard", () => {
 
   it("shows Dashboard and Admin links to staff only", () => {
     expect(navLinks({ username: "a", is_staff: false, roles: [] }).map((l) => l.label)).toEqual(["Chat", "Settings"]);
-    expect(navLinks({ username: "a", is_staff: true, roles: [] }).map((l) => l.label)).toEqual(["Chat", "Settings", "Dashboard", "Admin"]);
+    expect(navLinks({ username: "a", is_staff: true, roles: [] }).map((l) => l.label)).toEqual(["Chat", "Settings", "Annotate", "Dashboard", "Admin"]);
+    expect(navLinks({ username: "a", is_staff: false, roles: ["annotator"] }).map((l) => l.label)).toEqual(["Chat", "Settings", "Annotate"]);
   });
 });
