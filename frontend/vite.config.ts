@@ -22,6 +22,7 @@ export default defineConfig({
         login: "src/login.ts",
         dashboard: "src/dashboard.tsx",
         settings: "src/settings.tsx",
+        campaigns: "src/campaigns.tsx",
         annotate: "src/annotate.tsx",
       },
     },

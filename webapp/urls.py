@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from webapp.annotation import workbench_views
+from webapp.annotation import admin_views, workbench_views
 from webapp.api import api
 from webapp.chat import views as chat_views
 from webapp.common import views as common_views
@@ -23,6 +23,8 @@ urlpatterns = [
     path("c/<uuid:conversation_id>/", chat_views.chat, name="conversation"),
     path("settings/", chat_views.settings_page, name="settings"),
     path("dashboard/", chat_views.dashboard, name="dashboard"),
+    path("dashboard/campaigns/", admin_views.campaigns, name="campaigns"),
+    path("dashboard/campaigns/<uuid:campaign_id>/", admin_views.campaign, name="campaign"),
     path("annotate/", workbench_views.workbench, name="annotate"),
     path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

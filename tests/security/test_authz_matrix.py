@@ -48,6 +48,8 @@ MATRIX: dict[str, tuple[Outcome, Outcome, Outcome, Outcome, Outcome]] = {
     "GET /c/<uuid:conversation_id>/":             (LOGIN,       200,         404,         404,         404),
     "POST /c/<uuid:conversation_id>/":            (405,         405,         405,         405,         405),
     "GET /settings/":                             (LOGIN,       200,         200,         200,         200),
+    "GET /dashboard/campaigns/":                  (LOGIN,       404,         404,         404,         200),
+    "GET /dashboard/campaigns/<uuid:campaign_id>/": (LOGIN,     404,         404,         404,         200),
     "GET /dashboard/":                            (LOGIN,       404,         404,         404,         200),
     "GET /annotate/":                             (LOGIN,       404,         404,         200,         200),
     "GET /accounts/login/":                       (200,         HOME,        HOME,        HOME,        HOME),

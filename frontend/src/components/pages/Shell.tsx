@@ -93,13 +93,17 @@ export function navLinks(user: PageBoot["user"]): NavLink[] {
   }
   if (user.is_staff) {
     links.push({ href: "/dashboard/", label: "Dashboard", testid: "nav-dashboard" });
+    links.push({ href: "/dashboard/campaigns/", label: "Campaigns", testid: "nav-campaigns" });
     links.push({ href: "/admin/", label: "Admin", testid: "nav-admin" });
   }
   return links;
 }
 
 export function isCurrent(href: string, path: string): boolean {
-  return href === "/" ? path === "/" || path.startsWith("/c/") : path.startsWith(href);
+  if (href === "/") return path === "/" || path.startsWith("/c/");
+  // The dashboard's own link stays off on the campaign pages under it.
+  if (href === "/dashboard/") return path === href;
+  return path.startsWith(href);
 }
 
 export function PageThemeToggle() {

@@ -5,7 +5,7 @@ import type { UsageApi } from "../../lib/usage";
 import * as fx from "../../test/usageFixtures";
 import { Dashboard, limitsFromDraft, rangeFromUrl } from "./Dashboard";
 import { Settings } from "./Settings";
-import { navLinks } from "./Shell";
+import { isCurrent, navLinks } from "./Shell";
 
 // uPlot draws on canvas, which jsdom lacks; the charts fall back to nothing there.
 vi.mock("uplot", () => ({ default: class { static paths = {}; destroy() {} setSize() {} } }));
@@ -161,7 +161,13 @@ describe("dashboard", () => {
 
   it("shows Dashboard and Admin links to staff only", () => {
     expect(navLinks({ username: "a", is_staff: false, roles: [] }).map((l) => l.label)).toEqual(["Chat", "Settings"]);
-    expect(navLinks({ username: "a", is_staff: true, roles: [] }).map((l) => l.label)).toEqual(["Chat", "Settings", "Annotate", "Dashboard", "Admin"]);
+    expect(navLinks({ username: "a", is_staff: true, roles: [] }).map((l) => l.label)).toEqual(["Chat", "Settings", "Annotate", "Dashboard", "Campaigns", "Admin"]);
     expect(navLinks({ username: "a", is_staff: false, roles: ["annotator"] }).map((l) => l.label)).toEqual(["Chat", "Settings", "Annotate"]);
+  });
+
+  it("marks the campaigns link, not the dashboard's, on campaign pages", () => {
+    expect(isCurrent("/dashboard/", "/dashboard/campaigns/")).toBe(false);
+    expect(isCurrent("/dashboard/campaigns/", "/dashboard/campaigns/abc/")).toBe(true);
+    expect(isCurrent("/dashboard/", "/dashboard/")).toBe(true);
   });
 });
