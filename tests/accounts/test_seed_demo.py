@@ -59,3 +59,33 @@ def test_seed_demo_twice_changes_nothing(db: None) -> None:
     for demo in settings.ARBOR_DEMO_USERS:
         assert demo["password"] not in out
     assert "password unchanged" in out
+
+
+def test_seed_demo_creates_a_sample_campaign_with_work_for_the_annotator(db: None) -> None:
+    from webapp.annotation import services
+    from webapp.annotation.models import Campaign, Item, Trace
+    from webapp.chat.models import Conversation
+
+    out = seed()
+    campaign = Campaign.objects.get()
+    assert "campaign" in out and campaign.status == "active"
+    assert set(campaign.task_types) == {"step_labels", "rubric", "pairwise"}
+    traces = Trace.objects.filter(campaign=campaign)
+    assert traces.count() == 6 and all(t.response.status == "completed" for t in traces)
+    assert traces.filter(auto_correct=False).exists() and traces.filter(auto_correct=True).exists()
+    # Batch conversations of the admin: never in a user's chat list.
+    assert not Conversation.objects.exclude(source=Conversation.Source.BATCH).exists()
+    assert Item.objects.filter(campaign=campaign, task_type="pairwise").count() == 3
+    assert Item.objects.filter(campaign=campaign).count() == 6 + 6 + 3
+    # The step items have steps to rate: more than the single answer unit.
+    step_item = Item.objects.filter(campaign=campaign, task_type="step_labels").first()
+    from webapp.annotation.selectors import units_for_trace
+
+    assert step_item is not None and len(units_for_trace(trace=step_item.trace_a)) > 3
+    annotator = User.objects.get(username="annotator")
+    task = services.claim_next(annotator=annotator)
+    assert task is not None and task.campaign_id == campaign.pk
+
+    before = (Campaign.objects.count(), Trace.objects.count(), Item.objects.count())
+    assert "(0 new items)" in seed()
+    assert (Campaign.objects.count(), Trace.objects.count(), Item.objects.count()) == before

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from webapp.serving import services as serving
+from webapp.serving.models import LLM
 
 MODELS: list[dict[str, Any]] = [
     {
@@ -50,7 +51,7 @@ MODELS: list[dict[str, Any]] = [
 
 
 class Command(BaseCommand):
-    help = "Create the demo users, groups and models (idempotent)."
+    help = "Create the demo users, groups, models and a sample campaign (idempotent)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
@@ -78,4 +79,13 @@ class Command(BaseCommand):
             llm = serving.upsert_llm(**spec)
             serving.ensure_endpoint(llm=llm, base_url=options["engine_url"])
             self.stdout.write(f"  model      {llm.slug:<22} -> {options['engine_url']}")
+        # The sample annotation campaign, so the demo annotator has work (issue 4).
+        from webapp.annotation.demo import seed_sample_campaign
+
+        admins = [d["username"] for d in settings.ARBOR_DEMO_USERS if d["role"] == "admin"]
+        admin = users.filter(username__in=admins, is_staff=True).order_by("pk").first()
+        default = LLM.objects.filter(is_default=True).first()
+        if admin is not None and default is not None:
+            campaign, new_items = seed_sample_campaign(admin=admin, llm=default)
+            self.stdout.write(f"  campaign   {campaign.name} ({new_items} new items)")
         self.stdout.write(self.style.SUCCESS("Demo data is ready."))
