@@ -1,16 +1,19 @@
 """End to end in Chromium: an annotator labels the steps of a trace with the keyboard
 only (split, merge, tags, stop at the first error), skips one task, does a pairwise one;
-the labels land in the database in canonical form. Screenshots of the workbench in
+the labels land in the database in canonical form, and the admin downloads the PRM
+export from the campaign page. Screenshots of the workbench in
 light, dark and narrow layouts go to .run/screens/ for a look."""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.annotation.factories import make_campaign, make_prompt, make_trace
 from webapp.annotation import services
@@ -44,12 +47,24 @@ def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SCREENS / f"annotate-{name}.png"), full_page=False)
 
 
-def sign_in(page: Page, base_url: str, user: Any) -> None:
-    page.goto(f"{base_url}/accounts/login/?next=/annotate/")
+def sign_in(page: Page, base_url: str, user: Any, to: str = "/annotate/") -> None:
+    page.goto(f"{base_url}/accounts/login/?next={to}")
     page.fill("input[name=username]", user.username)
     page.fill("input[name=password]", f"{user.username}-password")
     page.click("button[type=submit]")
-    page.wait_for_url(f"{base_url}/annotate/")
+    page.wait_for_url(f"{base_url}{to}")
+
+
+def strings(value: Any) -> Iterator[str]:
+    """Every string value inside a JSON document."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from strings(v)
 
 
 def task_id(page: Page) -> str:
@@ -85,8 +100,8 @@ def campaign(admin_user: Any, alice: Any, llm: Any) -> Any:
     return c
 
 
-def test_annotator_labels_steps_with_the_keyboard_then_a_pair(
-    live: Any, campaign: Any, annotator: Any, page: Page
+def test_annotator_labels_steps_with_the_keyboard_then_a_pair_and_the_admin_exports(
+    live: Any, campaign: Any, annotator: Any, admin_user: Any, page: Page, browser: Browser
 ) -> None:
     page.set_viewport_size({"width": 1440, "height": 900})
     sign_in(page, live.web_url, annotator)
@@ -187,6 +202,26 @@ def test_annotator_labels_steps_with_the_keyboard_then_a_pair(
     # "Left" was trace_b when the sides were swapped: stored canonically as a/b.
     assert pair.value["reasoning"] == ("b" if swapped else "a")
     assert pair.value["answer"] == "both_bad"
+
+    # --- the admin exports the step labels (TRL's stepwise format) ------------------------
+    admin = browser.new_context(viewport={"width": 1440, "height": 900}, accept_downloads=True)
+    try:
+        admin_page = admin.new_page()
+        sign_in(admin_page, live.web_url, admin_user, to=f"/dashboard/campaigns/{campaign.pk}/")
+        with admin_page.expect_download(timeout=15_000) as download:
+            admin_page.get_by_test_id("download-prm").click()
+        lines = Path(download.value.path()).read_text(encoding="utf-8").splitlines()
+    finally:
+        admin.close()
+    records = [json.loads(line) for line in lines if line.strip()]
+    assert len(records) == 1, records
+    prm = records[0]
+    # Up to and including the first error; the split's first part is its own step.
+    assert prm["labels"] == [True, True, False]
+    assert prm["completions"][0] == "We need $12 \\times 7$."
+    assert prm["meta"]["segmentation_edited"] is True
+    # Annotators appear pseudonymously, never by username.
+    assert annotator.username not in set(strings(records))
 
 
 def test_workbench_looks_right_in_dark_and_narrow(
