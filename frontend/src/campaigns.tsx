@@ -21,7 +21,7 @@ const campaignId = (() => {
     return null;
   }
 })();
-const api = new CampaignsApi(new Api(boot.api_base, loginRedirect));
+const api = new CampaignsApi(new Api(boot.api_base, loginRedirect), boot.api_base);
 const root = document.getElementById("app");
 if (root) {
   render(

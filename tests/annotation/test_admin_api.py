@@ -80,6 +80,9 @@ def routes(campaign_id: str, item_id: int) -> list[tuple[str, str, Any]]:
         ("delete", f"/api/admin/items/{item_id}/adjudication", None),
         ("put", f"/api/admin/items/{item_id}/gold", {"value": RUBRIC}),
         ("delete", f"/api/admin/items/{item_id}/gold", None),
+        ("post", f"/api/admin/campaigns/{campaign_id}/conversations", {"limit": 5}),
+        ("get", "/api/admin/batches/1", None),
+        ("post", "/api/admin/batches/1/cancel", None),
     ]
 
 
@@ -102,7 +105,7 @@ def test_only_staff_reach_the_campaign_api(
     # Nothing changed on the way.
     assert Campaign.objects.count() == 1 and not AuditEntry.objects.exists()
     assert not Adjudication.objects.exists() and not Item.objects.filter(is_gold=True).exists()
-    expected = [200, 201, 200, 200, 201, 200, 200, 200, 204, 200, 204]
+    expected = [200, 201, 200, 200, 201, 200, 200, 200, 204, 200, 204, 200, 404, 404]
     staff = client_for(admin_user)
     got = [send(staff, m, p, b).status_code for m, p, b in table]
     assert got == expected
@@ -408,3 +411,95 @@ def test_adjudication_values_are_validated_not_trusted(
         assert r.status_code == 400, r.content
     assert send(staff, "put", path, {"value": good, "note": "n" * 6000}).status_code == 400
     assert not Adjudication.objects.exists()
+
+
+# --- sources: batch generation and conversations ----------------------------------------
+
+PROMPTS = (
+    b'{"id": "q1", "prompt": "What is 2 + 2?", "reference_answer": "4"}\n'
+    b'{"prompt": "What is 3 * 3?"}\n'
+)
+
+
+def upload(client: Client, campaign_id: str, content: bytes, **fields: Any) -> Any:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    data = {"model": "deepseek-r1", "samples_per_prompt": 2, **fields}
+    data["file"] = SimpleUploadedFile("prompts.jsonl", content, "application/x-ndjson")
+    return client.post(f"/api/admin/campaigns/{campaign_id}/batches", data)
+
+
+def test_batch_upload_progress_and_cancel(staff: Client, admin_user: Any, llm: Any) -> None:
+    from webapp.annotation.models import BatchJob, Prompt
+
+    c = make_campaign(by=admin_user, task_types=["pairwise"])
+    r = upload(staff, str(c.pk), PROMPTS, temperature=0.7)
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert body["total"] == 4 and body["status"] == "running" and body["percent"] == 0.0
+    job = BatchJob.objects.get()
+    assert job.params["temperature"] == 0.7 and job.samples_per_prompt == 2
+    assert set(Prompt.objects.filter(campaign=c).values_list("external_id", flat=True)) >= {"q1"}
+    r = staff.get(f"/api/admin/batches/{job.pk}")
+    assert r.status_code == 200 and r.json()["queued"] == 4
+    detail = staff.get(f"/api/admin/campaigns/{c.pk}").json()
+    assert detail["batches"][0]["total"] == 4 and detail["counts"]["prompts"] == 2
+    r = staff.post(f"/api/admin/batches/{job.pk}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert staff.get("/api/admin/batches/999999").status_code == 404
+    assert staff.get("/api/admin/batches/abc").status_code == 404
+    assert AuditEntry.objects.filter(object_type="annotation.batchjob").count() == 2
+
+
+@pytest.mark.parametrize(
+    ("content", "fields", "says"),
+    [
+        (b'{"prompt": "ok"}\nnot json\n', {}, "line 2"),
+        (b'{"reference_answer": "4"}\n', {}, "line 1"),
+        (b"", {}, "no prompts"),
+        (PROMPTS, {"model": "no-such-model"}, "model"),
+        (PROMPTS, {"samples_per_prompt": 0}, "samples_per_prompt"),
+        (PROMPTS, {"temperature": "hot"}, "temperature"),
+    ],
+)
+def test_bad_uploads_are_refused_whole(
+    staff: Client, admin_user: Any, llm: Any, content: bytes, fields: dict[str, Any], says: str
+) -> None:
+    from webapp.annotation.models import BatchJob, Prompt
+
+    c = make_campaign(by=admin_user, task_types=["rubric"])
+    r = upload(staff, str(c.pk), content, **fields)
+    assert r.status_code == 400, r.content
+    assert says in r.json()["error"]["message"]
+    assert not BatchJob.objects.exists() and not Prompt.objects.exists()
+
+
+def test_upload_needs_a_file(staff: Client, admin_user: Any, llm: Any) -> None:
+    c = make_campaign(by=admin_user, task_types=["rubric"])
+    r = staff.post(f"/api/admin/campaigns/{c.pk}/batches", {"model": "deepseek-r1"})
+    assert r.status_code == 400
+
+
+def test_shared_conversations_become_traces(
+    staff: Client, admin_user: Any, alice: Any, bob: Any, llm: Any
+) -> None:
+    from tests.annotation.factories import make_response
+    from webapp.accounts import services as accounts
+
+    accounts.set_preferences(user=alice, share_for_annotation=True)
+    make_response(user=alice, llm=llm, prompt="What is 12 * 7?")
+    make_response(user=bob, llm=llm, prompt="Bob did not opt in")
+    c = make_campaign(by=admin_user, task_types=["step_labels", "rubric"])
+    path = f"/api/admin/campaigns/{c.pk}/conversations"
+    r = send(staff, "post", path, {"model": "deepseek-r1", "limit": 10})
+    assert r.status_code == 200, r.content
+    assert r.json() == {"added": 1, "items": 2}
+    assert send(staff, "post", path, {"limit": 10}).json() == {"added": 0, "items": 0}
+    assert send(staff, "post", path, {"limit": 0}).status_code == 400
+    assert send(staff, "post", path, {"limit": 10, "tags": ["x"] * 50}).status_code == 400
+    detail = staff.get(f"/api/admin/campaigns/{c.pk}").json()
+    assert detail["counts"]["traces"] == 1
+    # The trace is anonymised: nothing of its author reaches the campaign's answers.
+    item = Item.objects.filter(campaign=c).first()
+    assert item is not None
+    assert "alice" not in staff.get(f"/api/admin/items/{item.pk}").content.decode()

@@ -94,6 +94,12 @@ MATRIX: dict[str, tuple[Outcome, Outcome, Outcome, Outcome, Outcome]] = {
     "DELETE /api/admin/items/{item_id}/adjudication": (401,     404,         404,         404,         204),
     "PUT /api/admin/items/{item_id}/gold":        (401,         404,         404,         404,         200),
     "DELETE /api/admin/items/{item_id}/gold":     (401,         404,         404,         404,         204),
+    # Sources. The upload is multipart: the matrix's JSON body is refused (400) once
+    # access is granted; `batch_id` is nobody's batch. With data: tests/annotation.
+    "POST /api/admin/campaigns/{campaign_id}/batches": (401,    404,         404,         404,         400),
+    "GET /api/admin/batches/{batch_id}":          (401,         404,         404,         404,         404),
+    "POST /api/admin/batches/{batch_id}/cancel":  (401,         404,         404,         404,         404),
+    "POST /api/admin/campaigns/{campaign_id}/conversations": (401, 404,      404,         404,         200),
     "GET /api/admin/campaigns":                   (401,         404,         404,         404,         200),
     # The annotator's workbench: annotators and staff; `task_id` is nobody's task.
     "GET /api/annotate/campaigns":                (401,         404,         404,         200,         200),
@@ -140,6 +146,7 @@ BODIES: dict[str, Callable[[Ctx], Any]] = {
     "POST /api/admin/campaigns/{campaign_id}/guidelines": lambda c: {"text": "Rate it again."},
     "PUT /api/admin/items/{item_id}/adjudication": lambda c: {"value": RUBRIC},
     "PUT /api/admin/items/{item_id}/gold": lambda c: {"value": RUBRIC},
+    "POST /api/admin/campaigns/{campaign_id}/conversations": lambda c: {"limit": 5},
     "POST /api/annotate/next": lambda c: {},
     "PUT /api/annotate/tasks/{task_id}/draft": lambda c: {"draft": {}, "time_spent_ms": 1},
     "POST /api/annotate/tasks/{task_id}/submit": lambda c: {"value": {}, "time_spent_ms": 1},
@@ -283,6 +290,7 @@ def make_ctx(tag: str, users: dict[str, Any], llm: Any) -> Ctx:
             "key_id": str(victim.pk),
             "campaign_id": str(item.campaign_id),
             "item_id": str(item.pk),
+            "batch_id": "999999999",
             "slug": llm.slug,
             "endpoint_id": str(endpoint.pk),
             "username": "alice",

@@ -9,14 +9,16 @@ unknown one, so the routes reveal nothing about what exists.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import IO, Any, Literal, cast
 
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema
+from pydantic import ValidationError as PydanticValidationError
 
 from webapp.accounts.permissions import staff_user
-from webapp.annotation import selectors, services
+from webapp.annotation import batch as batches
+from webapp.annotation import selectors, services, sources
 from webapp.annotation.agreement import campaign_agreement
 from webapp.annotation.models import (
     Adjudication,
@@ -32,6 +34,7 @@ from webapp.annotation.models import (
 from webapp.audit import services as audit
 from webapp.common.errors import ArborError
 from webapp.common.types import path_uuid
+from webapp.serving.models import LLM
 
 router = Router(tags=["admin", "annotation"])
 
@@ -75,6 +78,43 @@ class GoldIn(Schema):
 
 class DisagreementsQuery(Schema):
     limit: int = Field(200, ge=1, le=MAX_DISAGREEMENTS)
+
+
+class BatchForm(Schema):
+    model: str = Field(..., min_length=1, max_length=64)
+    samples_per_prompt: int = Field(1, ge=1, le=64)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int | None = Field(None, ge=1)
+
+
+class BatchProgressOut(Schema):
+    id: int
+    campaign_id: str
+    status: str
+    total: int
+    done: int
+    failed: int
+    running: int
+    queued: int
+    cancelled: int
+    percent: float
+    eta_s: float | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class ConversationsIn(Schema):
+    model: str | None = Field(None, max_length=64)
+    since: datetime | None = None
+    until: datetime | None = None
+    tags: list[str] = Field(default_factory=list, max_length=20)
+    limit: int = Field(100, ge=1, le=sources.MAX_LIMIT)
+
+
+class AddedOut(Schema):
+    added: int
+    items: int
 
 
 class CampaignOut(Schema):
@@ -362,6 +402,15 @@ def _item_out(item: Item) -> dict[str, Any]:
     }
 
 
+def _batch(batch_id: str) -> BatchJob:
+    if not batch_id.isascii() or not batch_id.isdigit() or len(batch_id) > 18:
+        raise ArborError("not_found", "Not found.")
+    batch = BatchJob.objects.filter(pk=int(batch_id)).first()
+    if batch is None:
+        raise ArborError("not_found", "Not found.")
+    return batch
+
+
 def _gold_state(item: Item) -> dict[str, Any]:
     return {"is_gold": item.is_gold, "gold_value": item.gold_value}
 
@@ -462,6 +511,126 @@ def list_disagreements(
     with every annotator's label and whether an adjudication settles it."""
     staff_user(request)
     return selectors.disagreements(campaign=_campaign(campaign_id), limit=q.limit)
+
+
+# --- sources: batch generation and conversations ---------------------------------------
+
+
+_UPLOAD_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file", "model"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        **BatchForm.model_json_schema()["properties"],
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/campaigns/{campaign_id}/batches",
+    response={201: BatchProgressOut},
+    summary="Upload prompts and generate traces",
+    openapi_extra=_UPLOAD_DOC,
+)
+def start_batch(request: HttpRequest, campaign_id: str) -> tuple[int, dict[str, Any]]:
+    """Multipart: `file` is JSON Lines (`prompt`, optional `reference_answer` and `id`);
+    `model` (slug), `samples_per_prompt` and optional sampling parameters. The whole file
+    is refused, with the offending lines named, if any line is invalid."""
+    # The form is read here, after the access check, rather than declared as parameters:
+    # declared ones are validated first, and a 400 would tell anyone the route exists.
+    actor = staff_user(request)
+    campaign = _campaign(campaign_id)
+    upload = request.FILES.get("file")
+    if upload is None:
+        raise ArborError("invalid_request", "file: required (multipart/form-data).")
+    try:
+        data = BatchForm.model_validate(request.POST.dict())
+    except PydanticValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "form"
+        raise ArborError("invalid_request", f"{where}: {first.get('msg', 'invalid')}") from exc
+    llm = LLM.objects.filter(slug=data.model).first()
+    if llm is None:
+        raise ArborError("invalid_request", f"model: no model named {data.model!r}.")
+    params = {
+        k: v
+        for k, v in {
+            "temperature": data.temperature,
+            "top_p": data.top_p,
+            "max_tokens": data.max_tokens,
+        }.items()
+        if v is not None
+    }
+    job = batches.start_batch(
+        campaign=campaign,
+        by=actor,
+        # The open upload, not its bytes: the service stops reading at its size limit.
+        jsonl=cast(IO[bytes], upload),
+        llm=llm,
+        samples_per_prompt=data.samples_per_prompt,
+        params=params,
+    )
+    audit.record(actor=actor, source="api", action="create", obj=job, after=audit.snapshot(job))
+    return 201, batches.batch_progress(batch_id=job.pk)
+
+
+@router.get("/batches/{batch_id}", response=BatchProgressOut, summary="A batch's progress")
+def batch_progress(request: HttpRequest, batch_id: str) -> dict[str, Any]:
+    """Counts, percent finished and an estimate of the time left (the page polls this)."""
+    staff_user(request)
+    return batches.batch_progress(batch_id=_batch(batch_id).pk)
+
+
+@router.post("/batches/{batch_id}/cancel", response=BatchProgressOut, summary="Stop a batch")
+def cancel_batch(request: HttpRequest, batch_id: str) -> dict[str, Any]:
+    """Pending samples are dropped and generating ones cancelled; finished traces stay."""
+    actor = staff_user(request)
+    job = _batch(batch_id)
+    stopped = batches.cancel_batch(batch_id=job.pk)
+    audit.record(actor=actor, source="api", action="cancel", obj=job, after={"stopped": stopped})
+    return batches.batch_progress(batch_id=job.pk)
+
+
+@router.post(
+    "/campaigns/{campaign_id}/conversations",
+    response=AddedOut,
+    summary="Add shared chat answers as traces",
+)
+def add_conversations(
+    request: HttpRequest, campaign_id: str, payload: ConversationsIn
+) -> dict[str, Any]:
+    """Completed first-turn answers of users who opted in, by model, date and tags,
+    newest first, anonymised; answers already in the campaign are skipped."""
+    actor = staff_user(request)
+    campaign = _campaign(campaign_id)
+    before = Item.objects.filter(campaign=campaign).count()
+    added = sources.add_conversation_traces(
+        campaign=campaign,
+        by=actor,
+        llm=payload.model or None,
+        since=payload.since,
+        until=payload.until,
+        tags=payload.tags,
+        limit=payload.limit,
+    )
+    items = Item.objects.filter(campaign=campaign).count() - before
+    audit.record(
+        actor=actor,
+        source="api",
+        action="update",
+        obj=campaign,
+        after={"conversations_added": added, "filters": payload.model_dump(mode="json")},
+    )
+    return {"added": added, "items": items}
 
 
 # --- items: detail, adjudication, gold -------------------------------------------------

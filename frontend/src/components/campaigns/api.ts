@@ -1,6 +1,8 @@
 // Contracts of the campaigns admin API (webapp/annotation/admin_api.py) and the
 // exports API, with a thin client over the shared Api.
 import type { Api } from "../../lib/api";
+import { ApiError } from "../../lib/api";
+import { getCookie } from "../../lib/boot";
 
 export type TaskType = "step_labels" | "rubric" | "pairwise";
 export type CampaignStatus = "draft" | "active" | "closed";
@@ -194,8 +196,37 @@ export interface Snapshot {
   download_url: string;
 }
 
+export interface BatchProgress {
+  id: number;
+  campaign_id: string;
+  status: string;
+  total: number;
+  done: number;
+  failed: number;
+  running: number;
+  queued: number;
+  cancelled: number;
+  percent: number;
+  eta_s: number | null;
+  created_at: string;
+  finished_at: string | null;
+}
+
+export interface ConversationFilter {
+  model: string | null;
+  since: string | null;
+  until: string | null;
+  tags: string[];
+  limit: number;
+}
+
+export interface ModelOption {
+  slug: string;
+  name: string;
+}
+
 export class CampaignsApi {
-  constructor(private api: Api) {}
+  constructor(private api: Api, private base = "/api") {}
 
   list(): Promise<CampaignSummary[]> {
     return this.api.request("GET", "/admin/campaigns");
@@ -229,6 +260,38 @@ export class CampaignsApi {
   }
   clearGold(id: number): Promise<null> {
     return this.api.request("DELETE", `/admin/items/${id}/gold`);
+  }
+  models(): Promise<ModelOption[]> {
+    return this.api.request("GET", "/models");
+  }
+  batch(id: number): Promise<BatchProgress> {
+    return this.api.request("GET", `/admin/batches/${id}`);
+  }
+  cancelBatch(id: number): Promise<BatchProgress> {
+    return this.api.request("POST", `/admin/batches/${id}/cancel`);
+  }
+  addConversations(campaign: string, filter: ConversationFilter): Promise<{ added: number; items: number }> {
+    return this.api.request("POST", `/admin/campaigns/${encodeURIComponent(campaign)}/conversations`, filter);
+  }
+  /** Multipart upload (the shared client speaks JSON only). */
+  async startBatch(campaign: string, form: FormData): Promise<BatchProgress> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}/admin/campaigns/${encodeURIComponent(campaign)}/batches`, {
+        method: "POST",
+        body: form,
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "X-CSRFToken": getCookie("csrftoken") },
+      });
+    } catch {
+      throw new ApiError(0, "network", "Could not reach the server.");
+    }
+    const data = (await res.json().catch(() => null)) as { error?: { code?: string; message?: string } } | BatchProgress | null;
+    if (!res.ok) {
+      const err = (data as { error?: { code?: string; message?: string } } | null)?.error;
+      throw new ApiError(res.status, err?.code ?? "internal", err?.message ?? `Upload failed (${res.status}).`);
+    }
+    return data as BatchProgress;
   }
   snapshots(campaign: string): Promise<Snapshot[]> {
     return this.api.request("GET", `/exports/snapshots?campaign=${encodeURIComponent(campaign)}`);
