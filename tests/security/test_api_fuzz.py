@@ -27,7 +27,9 @@ from schemathesis.specs.openapi.checks import (
 
 schema = schemathesis.openapi.from_wsgi("/api/openapi.json", get_wsgi_application())
 
+# The codes of webapp.common.errors (a test below keeps the two in step).
 ERROR_CODES = {
+    "conflict",
     "invalid_request",
     "unauthorized",
     "not_found",
@@ -39,6 +41,14 @@ ERROR_CODES = {
     "internal",
 }
 CSRF = "a" * 32
+
+
+def test_error_codes_match_the_error_type() -> None:
+    from typing import get_args
+
+    from webapp.common.errors import ErrorCode
+
+    assert set(get_args(ErrorCode)) == ERROR_CODES
 
 
 def error_shape(ctx: Any, response: Any, case: Any) -> bool | None:
