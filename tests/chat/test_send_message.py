@@ -70,7 +70,10 @@ def test_enqueue_happens_once_and_only_on_commit(
     enqueued.assert_not_called()
     assert len(callbacks) == 1
     callbacks[0]()
-    enqueued.assert_called_once_with(result.response_id)
+    # A new conversation's context rides along: the worker need not read it.
+    enqueued.assert_called_once_with(
+        result.response_id, messages=[{"role": "user", "content": "Hello"}]
+    )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -78,7 +81,20 @@ def test_enqueue_fires_after_a_real_commit(
     alice: Any, llm: Any, limits: Any, enqueued: Any
 ) -> None:
     result = send(alice)
-    enqueued.assert_called_once_with(result.response_id)
+    enqueued.assert_called_once_with(
+        result.response_id, messages=[{"role": "user", "content": "Hello"}]
+    )
+
+
+def test_a_follow_up_is_enqueued_without_context(
+    alice: Any, llm: Any, limits: Any, enqueued: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    first = send(alice)
+    enqueued.reset_mock()
+    with django_capture_on_commit_callbacks(execute=True):
+        second = send(alice, "next", conversation_id=uuid.UUID(first.conversation_id))
+    # The worker reads the branch itself (it includes the first answer).
+    enqueued.assert_called_once_with(second.response_id)
 
 
 def test_refused_send_enqueues_nothing(
@@ -414,13 +430,15 @@ def test_integrity_error_without_client_id_is_not_answered_with_another_response
 ) -> None:
     earlier = send(alice, "earlier")
     doomed = send(alice, "doomed")
-    real = services.serving.has_live_endpoint
+    real = services.serving.llm_for_user_with_live
 
-    def delete_conversation_meanwhile(**kw: Any) -> bool:
+    def delete_conversation_meanwhile(**kw: Any) -> Any:
         Conversation.objects.filter(pk=doomed.conversation_id).delete()
         return real(**kw)
 
-    with mock.patch.object(services.serving, "has_live_endpoint", delete_conversation_meanwhile):
+    with mock.patch.object(
+        services.serving, "llm_for_user_with_live", delete_conversation_meanwhile
+    ):
         try:
             result = send(alice, "follow-up", conversation_id=uuid.UUID(doomed.conversation_id))
         except Exception:

@@ -128,21 +128,25 @@ async def db(fn: Callable[..., T], /, **kwargs: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(None, call)
 
 
-def generate_blocking(response_id: str) -> None:
-    """Generate a response from a Celery task thread; return when it has ended."""
+def generate_blocking(response_id: str, *, messages: list[dict[str, str]] | None = None) -> None:
+    """Generate a response from a Celery task thread; return when it has ended.
+
+    The claim runs right here, on the task's own thread, which only waits
+    otherwise: handing it to the event loop and from there to the executor would
+    add two thread hops (each a wait for the GIL under load) before the engine
+    request. `messages`: the context, when the task message carries it.
+    """
     rt = runtime()
-    rt.submit(generate(response_id, http=rt.http, redis=rt.redis)).result()
-
-
-async def generate(
-    response_id: str, *, http: httpx.AsyncClient | None, redis: aredis.Redis
-) -> None:
-    """Claim the response and generate it, unless another worker has it or it ended."""
-    job = await db(services.claim_response, response_id=response_id, worker=WORKER_NAME)
+    try:
+        job = services.claim_response(
+            response_id=response_id, worker=WORKER_NAME, messages=messages
+        )
+    finally:
+        connections.close_all()
     if job is None:
         log.info("response %s is not queued; nothing to do", response_id)
         return
-    await Generation(job, http=http, redis=redis).run()
+    rt.submit(Generation(job, http=rt.http, redis=rt.redis).run()).result()
 
 
 _END = object()

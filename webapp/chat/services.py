@@ -14,6 +14,7 @@ Locking and ordering rules:
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +24,7 @@ from uuid import UUID
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
@@ -35,6 +36,7 @@ from webapp.chat.models import Conversation, EventArchive, Message, Response
 from webapp.common.errors import ArborError
 from webapp.common.types import as_uuid
 from webapp.serving import selectors as serving
+from webapp.serving.models import LLM
 from webapp.serving.selectors import EndpointTarget
 from webapp.traces import services as traces
 
@@ -139,10 +141,11 @@ def send_message(
         )
         if conversation is None:
             raise ArborError("not_found", "No such conversation.")
-    llm = serving.llm_for_user(
+    # The model and whether it has an endpoint able to take work: one query.
+    llm, live = serving.llm_for_user_with_live(
         user=user, slug=model or (conversation.llm.slug if conversation else None)
     )
-    if not serving.has_live_endpoint(llm=llm):
+    if not live:
         raise ArborError("model_unavailable", f"{llm.name} is not available right now.")
     resolved = resolve_params(
         defaults=llm.default_params, limits=llm.max_params, asked=params or {}
@@ -150,7 +153,9 @@ def send_message(
     if extra_params:
         resolved["extra"] = dict(extra_params)  # gateway pass-through, see the docstring
     try:
-        accounts.check_request_rate(user_id=user.pk)
+        # Quota hook: the user's limits (cached), read once for the rate and the turn.
+        limits = quota.effective_limits(user_id=user.pk)
+        accounts.check_request_rate(user_id=user.pk, limit=limits.requests_per_minute)
         with transaction.atomic():
             response = _create_turn(
                 user=user,
@@ -163,6 +168,7 @@ def send_message(
                 source=source,
                 edit_of=edit_of,
                 regenerate=regenerate,
+                limits=limits,
             )
     except accounts.QuotaRefused as exc:
         # Quota hook: count the refusal once its transaction has rolled back.
@@ -198,6 +204,7 @@ def _create_turn(
     source: str,
     edit_of: UUID | None = None,
     regenerate: UUID | None = None,
+    limits: quota.Limits,
 ) -> Response:
     # Lock the user's row; the same statement tells whether the account may chat
     # (the `user` role; staff always may), so the check costs no extra round trip.
@@ -222,8 +229,7 @@ def _create_turn(
         .exclude(conversation__source=Conversation.Source.BATCH)
         .count()
     )
-    # Quota hook: the user's limits (cached), streams under the user lock, max_tokens cap.
-    limits = quota.effective_limits(user_id=user.pk)
+    # Quota hook: streams under the user lock, max_tokens cap.
     accounts.check_concurrent_streams(live_count=live, limit=limits.concurrent_streams)
     if limits.max_tokens is not None and params["max_tokens"] > limits.max_tokens:
         params = {**params, "max_tokens": limits.max_tokens}
@@ -282,11 +288,18 @@ def _create_turn(
     if not created:
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=now, llm=llm)
     response_id = str(response.pk)
+    # A new conversation's context is just this message: the task carries it, and the
+    # worker saves a query between the user's send and the engine request. A follow-up's
+    # context is read by the worker (one query either way).
+    context = [{"role": "user", "content": content}] if created else None
 
     def enqueue() -> None:
         from webapp.chat.tasks import generate_response
 
-        generate_response.delay(response_id)
+        if context is None:
+            generate_response.delay(response_id)
+        else:
+            generate_response.delay(response_id, messages=context)
 
     transaction.on_commit(enqueue)
     return response
@@ -380,23 +393,53 @@ class GenerationJob:
     started_at: datetime
 
 
-def claim_response(*, response_id: str, worker: str) -> GenerationJob | None:
-    """Take a queued response for generation; None if it is not queued (any more)."""
+def claim_response(
+    *, response_id: str, worker: str, messages: list[dict[str, str]] | None = None
+) -> GenerationJob | None:
+    """Take a queued response for generation; None if it is not queued (any more).
+
+    The claim and the job's own fields are one statement (`UPDATE … RETURNING`,
+    joined with the model): this runs between the user's send and the engine
+    request, so every round trip here is time to first token. `messages` is the
+    context when the task already carries it (send_message knows it for a new
+    conversation); otherwise it is read from the conversation.
+    """
     now = timezone.now()
-    won = Response.objects.filter(pk=as_uuid(response_id), status=Response.Status.QUEUED).update(
-        status=Response.Status.RUNNING, started_at=now, heartbeat_at=now, worker=worker[:200]
-    )
-    if not won:
+    response_table = Response._meta.db_table
+    llm_table = LLM._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {response_table} r SET status = %s, started_at = %s, heartbeat_at = %s,"
+            " worker = %s"
+            f" FROM {llm_table} l"
+            " WHERE r.message_id = %s AND r.status = %s AND l.id = r.llm_id"
+            " RETURNING r.created_at, r.params, r.conversation_id, r.llm_id,"
+            " l.slug, l.served_model_name",
+            [
+                Response.Status.RUNNING,
+                now,
+                now,
+                worker[:200],
+                as_uuid(response_id),
+                Response.Status.QUEUED,
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
         return None
-    response = Response.objects.select_related("llm").get(pk=as_uuid(response_id))
+    created_at, params, conversation_id, llm_id, slug, served_model_name = row
+    if isinstance(params, str):  # Django reads jsonb as text and lets JSONField decode it
+        params = json.loads(params)
+    if messages is None:
+        messages = _context_for(conversation_id=conversation_id, response_pk=as_uuid(response_id))
     return GenerationJob(
         response_id=response_id,
-        llm_slug=response.llm.slug,
-        served_model_name=response.llm.served_model_name,
-        messages=context_messages(response=response),
-        params=response.params,
-        endpoints=serving.endpoint_candidates(llm_id=response.llm_id),
-        created_at=response.created_at,
+        llm_slug=slug,
+        served_model_name=served_model_name,
+        messages=messages,
+        params=params,
+        endpoints=serving.endpoint_candidates(llm_id=llm_id),
+        created_at=created_at,
         started_at=now,
     )
 
@@ -407,14 +450,16 @@ def context_messages(*, response: Response) -> list[dict[str, str]]:
     DeepSeek advises against sending earlier thoughts back to R1: earlier
     assistant turns contribute their answers only.
     """
+    return _context_for(conversation_id=response.conversation_id, response_pk=response.pk)
+
+
+def _context_for(*, conversation_id: Any, response_pk: Any) -> list[dict[str, str]]:
     rows = {
         m.pk: m
-        for m in Message.objects.filter(conversation_id=response.conversation_id).select_related(
-            "response"
-        )
+        for m in Message.objects.filter(conversation_id=conversation_id).select_related("response")
     }
     chain: list[dict[str, str]] = []
-    node = rows[response.pk].parent_id
+    node = rows[response_pk].parent_id
     while node is not None:
         message = rows[node]
         if message.role == Message.Role.USER:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from webapp.common.errors import ArborError
 from webapp.serving.models import LLM, Endpoint
@@ -42,6 +43,19 @@ def llm_for_user(*, user: AbstractBaseUser, slug: str | None) -> LLM:
     return llm
 
 
+def llm_for_user_with_live(*, user: AbstractBaseUser, slug: str | None) -> tuple[LLM, bool]:
+    """`llm_for_user` and `has_live_endpoint` in one query (a send's admission path)."""
+    qs = llms_for_user(user=user).annotate(
+        live_endpoint=Exists(_live(Endpoint.objects.filter(llm_id=OuterRef("pk"))))
+    )
+    llm = qs.filter(slug=slug).first() if slug else qs.filter(is_default=True).first() or qs.first()
+    if llm is None:
+        raise ArborError(
+            "not_found", f"No model named {slug!r}." if slug else "No model is set up."
+        )
+    return llm, bool(llm.live_endpoint)
+
+
 def _live(qs: QuerySet[Endpoint]) -> QuerySet[Endpoint]:
     return qs.filter(enabled=True, draining=False).exclude(health=Endpoint.Health.UNHEALTHY)
 
@@ -68,12 +82,24 @@ def endpoint_candidates(*, llm_id: int) -> list[EndpointTarget]:
     Healthy endpoints come before ones not checked yet at equal load; endpoints
     at their `max_concurrency` of Arbor streams are left out.
     """
-    endpoints = list(_live(Endpoint.objects.filter(llm_id=llm_id)))
-    ours = _running_per_endpoint([e.pk for e in endpoints])
-    endpoints = [e for e in endpoints if ours.get(e.pk, 0) < e.max_concurrency]
+    from webapp.chat.models import Response
+
+    # Arbor's running streams per endpoint in the same query: a worker calls this
+    # between the claim and the engine request, where every round trip is TTFT.
+    running = (
+        Response.objects.filter(endpoint_id=OuterRef("pk"), status=Response.Status.RUNNING)
+        .order_by()
+        .values("endpoint_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    endpoints = list(
+        _live(Endpoint.objects.filter(llm_id=llm_id)).annotate(ours=Coalesce(Subquery(running), 0))
+    )
+    endpoints = [e for e in endpoints if e.ours < e.max_concurrency]
     endpoints.sort(
         key=lambda e: (
-            endpoint_load(e, ours=ours.get(e.pk, 0)) / max(e.weight, 1),
+            endpoint_load(e, ours=e.ours) / max(e.weight, 1),
             e.health != "healthy",
             e.pk,
         )
