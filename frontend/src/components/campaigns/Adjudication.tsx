@@ -354,14 +354,17 @@ export function Adjudication({ api, campaignId, onChanged }: { api: CampaignsApi
       </header>
       {list.error && <p class="error-text" role="alert">{list.error}</p>}
       {list.loading && <p class="muted">Loading…</p>}
-      {!list.loading && rows.length === 0 && !list.error && (
+      {!list.loading && !list.data?.length && !list.error && (
         <p class="muted empty-row" data-testid="no-disagreements">
-          {list.data?.length ? "Every disagreement has a final label." : "No disagreements yet: labels agree, or items have fewer than two labels."}
+          No disagreements yet: labels agree, or items have fewer than two labels.
         </p>
       )}
-      {rows.length > 0 && (
+      {(list.data?.length ?? 0) > 0 && (
         <div class="adj-layout">
-          <ul class="adj-list" role="listbox" aria-label="Items that disagree" onKeyDown={onKey}>
+          {rows.length === 0 && (
+            <p class="muted small adj-done" data-testid="no-disagreements">Every disagreement has a final label.</p>
+          )}
+          <ul class="adj-list" role="listbox" aria-label="Items that disagree" onKeyDown={onKey} hidden={rows.length === 0}>
             {rows.map((r) => (
               <li key={r.item_id} role="option" aria-selected={open === r.item_id} tabIndex={open === r.item_id ? 0 : -1}
                 data-item={r.item_id} data-testid="disagreement-row" class={`adj-row${open === r.item_id ? " on" : ""}`}

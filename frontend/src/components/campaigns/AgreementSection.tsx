@@ -67,7 +67,8 @@ export function AnnotatorCharts({ c }: { c: CampaignDetail }) {
   const maxLabels = niceMax(Math.max(1, ...throughput.map((r) => r.value)));
   const maxTime = niceDuration(Math.max(1000, ...times.map((r) => r.value)));
   const bars = (rs: typeof throughput, cls: string): HBarRow[] => rs.map((r) => ({ key: r.label, label: r.label, value: r.value, text: r.text, cls }));
-  const niceTicks = (max: number) => [0, max / 2, max];
+  // Halves only when they land on whole labels (a max of 1 would show "0 1 1").
+  const niceTicks = (max: number) => (max >= 4 && max % 2 === 0 ? [0, max / 2, max] : [0, max]);
   return (
     <>
       <ChartCard name="throughput" testid="campaign-chart" title="Labels per annotator"
@@ -83,7 +84,7 @@ export function AnnotatorCharts({ c }: { c: CampaignDetail }) {
         empty={times.length === 0}
         summary={`Median time per label: ${times.map((r) => `${r.label} ${r.text}`).join(", ")}.`}
         table={{ columns: ["Annotator", "Median time"], rows: a.map((x) => [x.username, formatMs(x.median_time_ms)]) }}>
-        <HBarChart rows={bars(times, "c2")} domain={[0, maxTime]} ticks={niceTicks(maxTime)} tickText={shortDuration} labelWidth={120} />
+        <HBarChart rows={bars(times, "c2")} domain={[0, maxTime]} ticks={[0, maxTime / 2, maxTime]} tickText={shortDuration} labelWidth={120} />
       </ChartCard>
       <ChartCard name="gold" testid="campaign-chart" title="Gold accuracy"
         subtitle="Mean score on gold items (first error and step signs; rubric within a point; pairwise choices)."

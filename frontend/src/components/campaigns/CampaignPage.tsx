@@ -24,6 +24,10 @@ const SECTIONS = [
   ["sources", "Sources"], ["exports", "Exports"], ["guidelines", "Guidelines"],
 ] as const;
 
+function plural(n: number | undefined, word: string): string {
+  return `${formatCount(n ?? 0)} ${word}${n === 1 ? "" : "s"}`;
+}
+
 function Tile({ label, value, note }: { label: string; value: string; note?: string }) {
   return (
     <div class="tile" data-testid="stat-tile">
@@ -86,10 +90,10 @@ function Overview({ c }: { c: CampaignDetail }) {
       <div class="tiles">
         <Tile label="Items" value={formatCount(c.items)} note={`${c.overlap} annotators each`} />
         <Tile label="Labels" value={formatCount(c.labels)} />
-        <Tile label="Traces" value={formatCount(c.counts.traces)} note={`${formatCount(c.counts.prompts)} prompts`} />
-        <Tile label="Annotators" value={formatCount(c.counts.annotators)} note={`${formatCount(c.counts.leased)} tasks leased now`} />
+        <Tile label="Traces" value={formatCount(c.counts.traces)} note={plural(c.counts.prompts, "prompt")} />
+        <Tile label="Annotators" value={formatCount(c.counts.annotators)} note={`${plural(c.counts.leased, "task")} leased now`} />
         <Tile label="Gold items" value={formatCount(c.counts.gold_items)} note={`${Math.round(c.gold_rate * 100)}% of tasks served`} />
-        <Tile label="Settled" value={formatCount(c.counts.adjudicated)} note={`${formatCount(c.counts.skipped)} skips`} />
+        <Tile label="Settled" value={formatCount(c.counts.adjudicated)} note={plural(c.counts.skipped, "skip")} />
       </div>
       <div class="card">
         <h3 class="card-title">Progress by task</h3>
