@@ -154,7 +154,7 @@ def _response(*, owner: User, llm: LLM, prompt: str, reasoning: str, content: st
         completion_tokens=int(words * 1.3),
         reasoning_tokens=int(len(reasoning.split()) * 1.3),
     )
-    save_steps(response_id=str(response.pk), steps=build_steps(reasoning))
+    save_steps(response_id=str(response.pk), steps=[dict(s) for s in build_steps(reasoning)])
     return response
 
 
