@@ -34,6 +34,7 @@ No Django in this module.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import multiprocessing
 import multiprocessing.pool
@@ -381,7 +382,14 @@ def _get_pool() -> multiprocessing.pool.Pool:
         if _pool is None:
             # Spawn, not fork: the caller is a multi-threaded worker process.
             _pool = multiprocessing.get_context("spawn").Pool(processes=1)
+            atexit.register(_shutdown, _pool)
         return _pool
+
+
+def _shutdown(pool: multiprocessing.pool.Pool) -> None:
+    # Stop the child before the interpreter tears down what the pool's finaliser needs.
+    pool.terminate()
+    pool.join()
 
 
 def _kill_pool(pool: multiprocessing.pool.Pool) -> None:
