@@ -21,6 +21,7 @@ from webapp.annotation.models import (
     Trace,
 )
 from webapp.annotation.selectors import units_for_trace
+from webapp.chat import models as chat_models
 from webapp.chat.models import Response
 
 
@@ -134,3 +135,44 @@ def load_with_datasets(path: Path, cache: Path) -> Any:
     datasets.config.HF_DATASETS_OFFLINE = True
     datasets.disable_progress_bars()
     return datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=str(cache))
+
+
+def copies(trace: Any, n: int) -> list[Any]:
+    """Return the trace and n - 1 samples like it (an item exists once per trace)."""
+    first = trace.response
+    messages = chat_models.Message.objects.bulk_create(
+        chat_models.Message(
+            conversation_id=first.conversation_id,
+            parent_id=first.message.parent_id,
+            role=chat_models.Message.Role.ASSISTANT,
+            content=first.content,
+        )
+        for _ in range(n - 1)
+    )
+    responses = chat_models.Response.objects.bulk_create(
+        chat_models.Response(
+            message=m,
+            user_id=first.user_id,
+            conversation_id=first.conversation_id,
+            llm_id=first.llm_id,
+            status=chat_models.Response.Status.COMPLETED,
+            params=first.params,
+            reasoning=first.reasoning,
+            content=first.content,
+            finish_reason="stop",
+        )
+        for m in messages
+    )
+    return [
+        trace,
+        *Trace.objects.bulk_create(
+            Trace(
+                campaign_id=trace.campaign_id,
+                prompt_id=trace.prompt_id,
+                response=r,
+                source=trace.source,
+                sample_index=k + 1,
+            )
+            for k, r in enumerate(responses)
+        ),
+    ]

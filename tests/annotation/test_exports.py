@@ -533,7 +533,8 @@ def _bulk_campaign(admin_user: Any, alice: Any, annotators: list[Any], llm: Any,
     campaign = make_campaign(by=admin_user, name=f"bulk {n}")
     trace = make_trace(campaign, make_prompt(campaign), user=alice, llm=llm)
     items = Item.objects.bulk_create(
-        Item(campaign=campaign, task_type=TaskType.STEP_LABELS, trace_a=trace) for _ in range(n)
+        Item(campaign=campaign, task_type=TaskType.STEP_LABELS, trace_a=t)
+        for t in d.copies(trace, n)
     )
     value = d.steps_value(trace, [1, 1, -1])
     guideline = campaign.guidelines.get()

@@ -27,9 +27,9 @@ def labelled(admin_user: Any, alice: Any, annotator: Any, llm: Any) -> Any:
     prompt = make_prompt(campaign)
     a = make_trace(campaign, prompt, user=alice, llm=llm)
     b = make_trace(campaign, prompt, user=alice, llm=llm, sample_index=1, auto_correct=False)
-    for _ in range(30):
+    for t in d.copies(a, 30):
         d.submit(
-            d.item(campaign, TaskType.STEP_LABELS, a), annotator, d.steps_value(a, [1, 1, 1, 1])
+            d.item(campaign, TaskType.STEP_LABELS, t), annotator, d.steps_value(a, [1, 1, 1, 1])
         )
     d.submit(d.item(campaign, TaskType.PAIRWISE, a, b), annotator, d.pair("a"))
     return campaign
@@ -223,8 +223,8 @@ async def test_under_asgi_the_body_goes_out_while_later_chunks_are_still_unread(
         campaign = make_campaign(by=admin_user)
         trace = make_trace(campaign, make_prompt(campaign), user=alice, llm=llm)
         items = Item.objects.bulk_create(
-            Item(campaign=campaign, task_type=TaskType.STEP_LABELS, trace_a=trace)
-            for _ in range(exports.CHUNK_SIZE * 2 + 7)
+            Item(campaign=campaign, task_type=TaskType.STEP_LABELS, trace_a=t)
+            for t in d.copies(trace, exports.CHUNK_SIZE * 2 + 7)
         )
         for i in items:
             d.submit(i, annotator, d.steps_value(trace, [1, -1]))
@@ -317,7 +317,7 @@ def test_a_tampered_snapshot_is_refused(labelled: Any, admin_user: Any, export_d
         options=exports.parse_options(kind="sft", params={}),
         by=admin_user,
     )
-    assert snapshot.records == 1
+    assert snapshot.records == 30  # one per labelled trace
     path = exports.snapshot_path(snapshot)
     original = path.read_bytes()
     path.write_bytes(original.replace(b'"prompt"', b'"Prompt"'))  # same size, other bytes

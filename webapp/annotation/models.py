@@ -158,6 +158,12 @@ class Item(models.Model):
             models.Index(fields=["campaign", "is_gold", "filled"], name="item_open_slots"),
         ]
         constraints = [
+            # One item per task and trace (or pair); NULL trace_b counts as equal.
+            models.UniqueConstraint(
+                fields=["campaign", "task_type", "trace_a", "trace_b"],
+                nulls_distinct=False,
+                name="item_once",
+            ),
             models.CheckConstraint(
                 condition=models.Q(task_type="pairwise", trace_b__isnull=False)
                 | (~models.Q(task_type="pairwise") & models.Q(trace_b__isnull=True)),

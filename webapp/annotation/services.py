@@ -138,38 +138,44 @@ def build_items(*, campaign: Campaign) -> int:
 
     Step-label and rubric items are made per completed trace; pairwise items per pair of
     completed traces of the same prompt (at most MAX_PAIRS_PER_PROMPT per prompt).
-    Idempotent: safe to call after every new trace.
+    Idempotent and incremental (anti-joins in SQL, so a finished sample of a large batch
+    does not rescan the campaign); a unique constraint settles concurrent calls.
     """
     kinds = set(campaign.task_types)
-    traces = list(
-        Trace.objects.filter(campaign=campaign, response__status="completed")
-        .order_by("prompt_id", "sample_index", "id")
-        .values_list("id", "prompt_id")
-    )
-    existing = set(
-        Item.objects.filter(campaign=campaign).values_list("task_type", "trace_a_id", "trace_b_id")
-    )
+    done = Trace.objects.filter(campaign=campaign, response__status="completed")
     new: list[Item] = []
     for kind in (TaskType.STEP_LABELS, TaskType.RUBRIC):
         if kind in kinds:
+            have = Item.objects.filter(campaign=campaign, task_type=kind).values("trace_a_id")
             new += [
                 Item(campaign=campaign, task_type=kind, trace_a_id=tid)
-                for tid, _ in traces
-                if (kind.value, tid, None) not in existing
+                for tid in done.exclude(id__in=have).values_list("id", flat=True)
             ]
     if TaskType.PAIRWISE in kinds:
+        paired = Item.objects.filter(campaign=campaign, task_type=TaskType.PAIRWISE)
+        fresh_prompts = (
+            done.exclude(id__in=paired.values("trace_a_id"))
+            .exclude(id__in=paired.values("trace_b_id"))
+            .values("prompt_id")
+        )
         by_prompt: dict[int, list[int]] = {}
-        for tid, pid in traces:
+        for tid, pid in (
+            done.filter(prompt_id__in=fresh_prompts)
+            .order_by("prompt_id", "sample_index", "id")
+            .values_list("id", "prompt_id")
+        ):
             by_prompt.setdefault(pid, []).append(tid)
-        have = {(a, b) for k, a, b in existing if k == TaskType.PAIRWISE}
+        have_pairs = set(
+            paired.filter(trace_a__prompt_id__in=list(by_prompt)).values_list(
+                "trace_a_id", "trace_b_id"
+            )
+        )
         for tids in by_prompt.values():
-            pairs = list(combinations(tids, 2))
-            taken = [p for p in pairs if p in have]
-            room = MAX_PAIRS_PER_PROMPT - len(taken)
-            for a, b in pairs:
+            room = MAX_PAIRS_PER_PROMPT - sum(1 for p in combinations(tids, 2) if p in have_pairs)
+            for a, b in combinations(tids, 2):
                 if room <= 0:
                     break
-                if (a, b) not in have:
+                if (a, b) not in have_pairs:
                     new.append(
                         Item(
                             campaign=campaign,
@@ -179,8 +185,11 @@ def build_items(*, campaign: Campaign) -> int:
                         )
                     )
                     room -= 1
-    Item.objects.bulk_create(new)
-    return len(new)
+    if not new:
+        return 0
+    before = Item.objects.filter(campaign=campaign).count()
+    Item.objects.bulk_create(new, ignore_conflicts=True)
+    return Item.objects.filter(campaign=campaign).count() - before
 
 
 # --- label validation ------------------------------------------------------------------
