@@ -10,7 +10,9 @@ Readers: `read_after` for one-shot reads; `EventHub` (hub.py) for live tails.
 
 from __future__ import annotations
 
+import asyncio
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -81,11 +83,30 @@ def request_cancel_sync(response_id: str) -> None:
 # --- async side (worker, consumers) ------------------------------------------------
 
 
+@dataclass
+class _Append:
+    response_id: str
+    events: list[Event]
+    final: bool
+    set_ttl: bool
+    check_cancel: bool
+    done: asyncio.Future[bool]
+
+
 class AsyncEventLog:
-    """Async writer and reader for event logs, over one shared connection pool."""
+    """Async writer and reader for event logs, over one shared connection pool.
+
+    Appends are batched: every append requested during one pass of the event loop
+    (by any of the process's streams, when they share this object) goes out in one
+    pipeline, so a worker holding many streams pays one round trip per pass rather
+    than one per stream. A busier loop makes bigger batches. Each append still
+    succeeds or fails on its own (its commands' replies are checked separately).
+    """
 
     def __init__(self, client: aredis.Redis) -> None:
         self.redis = client
+        self._pending: list[_Append] = []
+        self._flushes: set[asyncio.Task[None]] = set()
 
     async def append(
         self,
@@ -100,17 +121,58 @@ class AsyncEventLog:
 
         The cancel flag is read in the same round trip, so checking it between
         chunks costs no extra round trip. `final` starts the log's expiry clock.
+        A Redis error (the connection's, or a reply to one of these commands) is
+        raised to this caller only.
         """
-        key = stream_key(response_id)
+        loop = asyncio.get_running_loop()
+        item = _Append(response_id, events, final, set_ttl, check_cancel, loop.create_future())
+        self._pending.append(item)
+        if len(self._pending) == 1:
+            # After the callbacks already ready in this pass: they may append too.
+            loop.call_soon(self._flush)
+        return await item.done
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        task = asyncio.get_running_loop().create_task(self._execute(batch))
+        self._flushes.add(task)
+        task.add_done_callback(self._flushes.discard)
+
+    async def _execute(self, batch: list[_Append]) -> None:
         pipe = self.redis.pipeline(transaction=False)
-        for event in events:
-            pipe.xadd(key, {"e": encode(event)}, id=entry_id(event["seq"]))
-        if final or set_ttl:
-            pipe.expire(key, settings.ARBOR_EVENT_LOG_TTL_S if final else LIVE_TTL_S)
-        if check_cancel:
-            pipe.exists(cancel_key(response_id))
-        results = await pipe.execute()
-        return bool(results[-1]) if check_cancel else False
+        spans: list[tuple[int, int, _Append]] = []
+        for item in batch:
+            start = len(pipe)
+            key = stream_key(item.response_id)
+            for event in item.events:
+                pipe.xadd(key, {"e": encode(event)}, id=entry_id(event["seq"]))
+            if item.final or item.set_ttl:
+                pipe.expire(key, settings.ARBOR_EVENT_LOG_TTL_S if item.final else LIVE_TTL_S)
+            if item.check_cancel:
+                pipe.exists(cancel_key(item.response_id))
+            spans.append((start, len(pipe), item))
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except asyncio.CancelledError:
+            for item in batch:
+                item.done.cancel()
+            raise
+        except Exception as exc:  # the connection failed: every append in it did
+            for item in batch:
+                if not item.done.done():
+                    item.done.set_exception(exc)
+            return
+        for start, end, item in spans:
+            if item.done.done():  # its caller was cancelled meanwhile
+                continue
+            replies = results[start:end]
+            error = next((r for r in replies if isinstance(r, Exception)), None)
+            if error is not None:
+                item.done.set_exception(error)
+            else:
+                item.done.set_result(bool(replies[-1]) if item.check_cancel else False)
 
     async def last_seq(self, response_id: str) -> int:
         """The seq of the log's last entry; 0 if the log is empty or gone.

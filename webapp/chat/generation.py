@@ -81,6 +81,7 @@ class Runtime:
         self._thread.start()
         self.http: httpx.AsyncClient
         self.redis: aredis.Redis
+        self.log: AsyncEventLog
         self.submit(self._open()).result()
 
     async def _open(self) -> None:
@@ -98,6 +99,8 @@ class Runtime:
         self.redis = aredis.Redis.from_url(
             settings.REDIS_URL, max_connections=200, socket_connect_timeout=2, socket_timeout=10
         )
+        # One log writer for all the process's streams: their appends are batched.
+        self.log = AsyncEventLog(self.redis)
 
     def submit(self, coro: Any) -> concurrent.futures.Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -146,7 +149,7 @@ def generate_blocking(response_id: str, *, messages: list[dict[str, str]] | None
     if job is None:
         log.info("response %s is not queued; nothing to do", response_id)
         return
-    rt.submit(Generation(job, http=rt.http, redis=rt.redis).run()).result()
+    rt.submit(Generation(job, http=rt.http, redis=rt.redis, log=rt.log).run()).result()
 
 
 _END = object()
@@ -160,12 +163,17 @@ class _Accepted:
 
 class Generation:
     def __init__(
-        self, job: services.GenerationJob, *, http: httpx.AsyncClient | None, redis: aredis.Redis
+        self,
+        job: services.GenerationJob,
+        *,
+        http: httpx.AsyncClient | None,
+        redis: aredis.Redis,
+        log: AsyncEventLog | None = None,
     ) -> None:
         self.job = job
         self.rid = job.response_id
         self.http = http
-        self.log = AsyncEventLog(redis)
+        self.log = log or AsyncEventLog(redis)
         self.archive = ArchiveBuilder()
         self.trace = TraceBuilder()
         self.trace_done = False
