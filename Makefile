@@ -49,7 +49,7 @@ seed: migrate
 run: install seed
 	@mkdir -p .run
 	@echo "Arbor: http://127.0.0.1:8000/  (log in as alice / alice-arbor-demo)"
-	.venv/bin/honcho start
+	.venv/bin/honcho start -c worker=$${ARBOR_WORKER_PROCESSES:-1}
 
 # Debian's Chromium drives the end-to-end tests; no browser download is needed.
 browser:

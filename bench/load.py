@@ -7,7 +7,7 @@ Run (Postgres and Redis on 127.0.0.1; about 8-10 minutes)::
 
 The bench starts its own stack on free loopback ports, like ``stream_overhead.py``
 (whose helpers it imports: the clocked emulator, ``configure_env``, ``setup_data``,
-``ws_connect``, the /proc readers; ``gateway_overhead.setup_keys`` for the API
+``ws_connect``, the /proc readers, ``setup_keys`` for the API
 keys), against its own database ``arbor_bench_load`` (dropped and re-created, then
 migrated) and its own Redis databases (/3 app, /15 broker; flushed). One emulator
 (``--tps`` 40 tokens/s per stream, R1-like decode speed, after ``--ttft-ms``) serves
@@ -73,11 +73,9 @@ from typing import Any
 from urllib.parse import parse_qs
 
 try:
-    from bench import gateway_overhead as go
     from bench import stream_overhead as so
     from bench._common import REPO, print_table, write_json
 except ImportError:  # run as a script: bench/ is sys.path[0]
-    import gateway_overhead as go  # type: ignore[no-redef]
     import stream_overhead as so  # type: ignore[no-redef]
     from _common import REPO, print_table, write_json  # type: ignore[no-redef]
 
@@ -722,7 +720,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     configs = []
     try:
         sids = await asyncio.to_thread(so.setup_data, stack.emulator_url, n_ws)
-        keys = await asyncio.to_thread(go.setup_keys, stack.emulator_url, top - n_ws)
+        keys = await asyncio.to_thread(so.setup_keys, stack.emulator_url, top - n_ws)
         await asyncio.to_thread(connections.close_all)
         limits = httpx.Limits(max_connections=2000, max_keepalive_connections=2000)
         timeout = httpx.Timeout(300.0, connect=10)

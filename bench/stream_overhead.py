@@ -1,25 +1,33 @@
 """Streaming overhead of Arbor over the bare engine: added TTFT, delivery lag, Postgres writes.
 
-Run (Postgres and Redis on 127.0.0.1, nothing else needed; about 3 minutes)::
+Run (Postgres and Redis on 127.0.0.1, nothing else needed; about 6 minutes)::
 
-    .venv/bin/python bench/stream_overhead.py            # levels 1, 10, 50
-    .venv/bin/python bench/stream_overhead.py --levels 1,10 --rounds 2,2 --coalesce-ms 5
+    .venv/bin/python bench/stream_overhead.py            # levels 1, 10, 50; chat and gateway
+    .venv/bin/python bench/stream_overhead.py --levels 1,10 --rounds 2,2 --paths chat
+    .venv/bin/python bench/stream_overhead.py --workers 2 --web 2   # two processes of each
 
-The bench starts its own stack on free loopback ports, exactly like the Procfile
-(the emulator, one Celery worker with the threads pool, one Daphne), against its
-own database ``arbor_bench`` (dropped and re-created, then ``manage.py migrate``)
-and its own Redis databases (/12 app, /13 broker; flushed), with a fixed
+The bench starts its own stack on free loopback ports, like the Procfile and the
+README's "Deploying for real" (the emulator; ``--workers`` Celery worker processes
+with the threads pool, like ``ARBOR_WORKER_PROCESSES``; ``--web`` Daphne processes,
+clients spread round-robin over them; one of each by default), against its own database
+(``arbor_bench``, or ``$ARBOR_BENCH_DATABASE``; dropped and re-created, then
+``manage.py migrate``) and its own Redis databases (/12 app, /13 broker, or
+``$ARBOR_BENCH_REDIS_URL`` / ``$ARBOR_BENCH_BROKER_URL``, flushed: on a shared
+machine point them at a private ``redis-server``, see bench/README.md), with a fixed
 non-secret key, ``ARBOR_DEBUG=false`` and the connection pool on. It creates one
 user per concurrent stream (so the per-user row lock of ``send_message`` is not a
-bench artefact), the default model and its endpoint, and session cookies, through
-the ORM in this process.
+bench artefact) with a session cookie, one more user per stream with an API key for
+the gateway, the default model and its endpoint, through the ORM in this process.
 
 Workload, per level N (1, 10, 50): N closed-loop clients, started evenly over
 ``--stagger-s``, each doing R responses back to back, first directly against the
-emulator (``POST /v1/chat/completions``, stream) and then through Arbor (WebSocket
-``chat.send`` → frames until the terminal event), same prompt, same trace, same
-speed (``--tps`` tokens/s after ``--ttft-ms``, fixed in the emulator's command line),
-same emulator process. Before each measured phase an unmeasured warm-up round runs.
+emulator (``POST /v1/chat/completions``, stream), then through Arbor on each path
+of ``--paths``: ``chat`` (WebSocket ``chat.send`` → frames until the terminal
+event) and ``gateway`` (``POST /v1/chat/completions`` on Daphne with a Bearer API
+key, SSE until ``[DONE]``; the response id comes from ``X-Arbor-Response-Ids``).
+Same prompt, same trace, same speed (``--tps`` tokens/s after ``--ttft-ms``, fixed
+in the emulator's command line), same emulator process. Before each measured phase
+an unmeasured warm-up round runs.
 
 Method
 ------
@@ -34,7 +42,8 @@ All times are ``time.monotonic()`` (CLOCK_MONOTONIC, one clock for every process
 on the machine).
 
 *TTFT added* (the issue's definition): Arbor TTFT = ``chat.send`` written on the
-socket → first ``reasoning.delta`` frame received; the emulator's own TTFT = POST
+socket (gateway: the POST sent) → first ``reasoning.delta`` frame (gateway: first
+chunk with ``reasoning_content``) received; the emulator's own TTFT = POST
 sent → first SSE chunk with non-empty ``reasoning_content``, measured by this same
 client at the same concurrency. Added = percentile(Arbor) - percentile(direct), for
 p50 and p99. As a cross-check the exact per-response figure is reported too:
@@ -48,19 +57,20 @@ content separately; a response whose streamed text differs from the emulator's
 counts as an error). It therefore includes the coalescing wait. The same measure
 for the direct client is reported as the floor (client + loopback at that load).
 
-*Postgres writes*: ``pg_stat_database`` for ``arbor_bench`` (read from another
+*Postgres writes*: ``pg_stat_database`` for the bench database (read from another
 database, after 2.5 s idle so backends have flushed their stats), before and after
-the Arbor phase of a level, divided by the responses. Sockets are connected (and
+each Arbor phase of a level, divided by the responses. Sockets are connected (and
 authenticated) before the first snapshot, so only the responses' own work counts:
 ``xact_commit`` includes read-only transactions.
 
-*CPU*: user+system seconds of the worker, Daphne, the emulator, the bench client
-and all ``postgres``/``redis-server`` processes during each Arbor phase (from
-``/proc``), to show where time goes when a target is missed.
+*CPU*: user+system seconds of the workers, the Daphne processes, the emulator, the
+bench client and all ``postgres``/``redis-server`` processes during each Arbor phase
+(from ``/proc``), to show where time goes when a target is missed.
 
-Targets (from the issue): added TTFT p50 < 15 ms and p99 < 60 ms at 10 streams;
-delivery lag p99 < 100 ms at 50 streams. Rows for other levels are not judged.
-Results: a table on stdout and ``bench/results/stream_overhead.json``.
+Targets (issues 2 and 6): added TTFT p50 ≤ 15 ms and p99 ≤ 60 ms at 10 streams, on
+both paths; delivery lag p99 ≤ 100 ms at 50 streams (chat). Rows for other levels
+are not judged. Results: one table (a row per level and path) on stdout and
+``bench/results/stream_overhead.json``; exit status 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -83,15 +93,21 @@ try:
 except ImportError:  # run as a script: bench/ is sys.path[0]
     from _common import REPO, print_table, write_json  # type: ignore[no-redef]
 
-DB_NAME = "arbor_bench"
+# Overridable so that two people benchmarking on one machine do not drop each other's data.
+DB_NAME = os.environ.get("ARBOR_BENCH_DATABASE", "arbor_bench")
 PG = {"host": "127.0.0.1", "port": 5432, "user": "root"}
-REDIS_APP = "redis://127.0.0.1:6379/12"
-REDIS_BROKER = "redis://127.0.0.1:6379/13"
+REDIS_APP = os.environ.get("ARBOR_BENCH_REDIS_URL", "redis://127.0.0.1:6379/12")
+REDIS_BROKER = os.environ.get("ARBOR_BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
 SECRET = "bench-only-not-a-secret-" + "b" * 40
+# Per path and level (issues 2 and 6); a value must be at most its limit.
 TARGETS = {
-    10: {"ttft_added_p50_ms": 15.0, "ttft_added_p99_ms": 60.0},
-    50: {"lag_p99_ms": 100.0},
+    "chat": {
+        10: {"ttft_added_p50_ms": 15.0, "ttft_added_p99_ms": 60.0},
+        50: {"lag_p99_ms": 100.0},
+    },
+    "gateway": {10: {"ttft_added_p50_ms": 15.0, "ttft_added_p99_ms": 60.0}},
 }
+PATHS = ("chat", "gateway")
 WORKER_CONCURRENCY = 64  # threads; must exceed the highest level
 RESPONSE_TIMEOUT_S = 120.0
 now = time.monotonic
@@ -309,15 +325,20 @@ def descendants(pid: int) -> list[int]:
 
 @dataclass
 class BenchStack:
+    """The emulator, `webs` Daphne processes and `workers` Celery workers (threads pool)."""
+
     env: dict[str, str]
     tps: float
     ttft_ms: float
+    webs: int = 1
+    workers: int = 1
     procs: dict[str, Any] = field(default_factory=dict)
 
     def start(self) -> None:
         from tests.stack import Proc, free_port, wait_http
 
-        self.web_port, self.emulator_port = free_port(), free_port()
+        self.emulator_port = free_port()
+        self.web_ports = [free_port() for _ in range(self.webs)]
         py = sys.executable
         self.procs["emulator"] = Proc(
             "bench-emulator",
@@ -328,52 +349,56 @@ class BenchStack:
             ],
             self.env,
         )  # fmt: skip
-        self.procs["worker"] = Proc(
-            "bench-worker",
-            [
-                py, "-m", "celery", "-A", "webapp", "worker", "--pool", "threads",
-                "--concurrency", str(WORKER_CONCURRENCY), "--queues", "generation,celery",
-                "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-                "--hostname", "bench-worker@%h",
-            ],
-            self.env,
-        )  # fmt: skip
-        self.procs["web"] = Proc(
-            "bench-web",
-            [
-                py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.web_port),
-                "--proxy-headers", "webapp.asgi:application",
-            ],
-            self.env,
-        )  # fmt: skip
+        for i in range(self.workers):
+            # The Procfile's worker (`make run` starts ARBOR_WORKER_PROCESSES of them).
+            self.procs[f"worker-{i}"] = Proc(
+                f"bench-worker-{i}",
+                [
+                    py, "-m", "celery", "-A", "webapp", "worker", "--pool", "threads",
+                    "--concurrency", str(WORKER_CONCURRENCY), "--queues", "generation,celery",
+                    "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+                    "--hostname", f"bench-worker-{i}@%h",
+                ],
+                self.env,
+            )  # fmt: skip
+        for i, port in enumerate(self.web_ports):
+            self.procs[f"web-{i}"] = Proc(
+                f"bench-web-{i}",
+                [
+                    py, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                    "--proxy-headers", "webapp.asgi:application",
+                ],
+                self.env,
+            )  # fmt: skip
         for proc in self.procs.values():
             proc.start()
         wait_http(self.emulator_url + "/health", proc=self.procs["emulator"].popen)
-        wait_http(self.web_url + "/healthz", proc=self.procs["web"].popen)
-        self._wait_worker()
-
-    def _wait_worker(self, timeout: float = 60.0) -> None:
-        log = REPO / ".run" / "test-logs" / "bench-worker.log"
-        deadline = now() + timeout
-        start = log.stat().st_size if log.exists() else 0
-        while now() < deadline:
-            if self.procs["worker"].popen.poll() is not None:
-                raise RuntimeError("the Celery worker exited; see " + str(log))
-            if log.exists() and b" ready." in log.read_bytes()[max(0, start - 100000) :]:
-                return
-            time.sleep(0.2)
-        raise RuntimeError("the Celery worker did not become ready")
+        for i, url in enumerate(self.web_urls):
+            wait_http(url + "/healthz", proc=self.procs[f"web-{i}"].popen)
+        for i in range(self.workers):
+            self.procs[f"worker-{i}"].wait_for_log(" ready.", timeout=60)
 
     @property
-    def web_url(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}"
+    def web_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.web_ports]
+
+    def web_url_for(self, client: int) -> str:
+        """Clients spread round-robin over the Daphne processes (no sticky sessions)."""
+        return self.web_urls[client % len(self.web_urls)]
 
     @property
     def emulator_url(self) -> str:
         return f"http://127.0.0.1:{self.emulator_port}"
 
     def pids(self) -> dict[str, list[int]]:
-        out = {name: descendants(p.popen.pid) for name, p in self.procs.items()}
+        out: dict[str, list[int]] = {"emulator": descendants(self.procs["emulator"].popen.pid)}
+        for kind in ("worker", "web"):
+            out[kind] = [
+                pid
+                for name, p in self.procs.items()
+                if name.startswith(kind + "-")
+                for pid in descendants(p.popen.pid)
+            ]
         out["bench"] = [os.getpid()]
         out["postgres"] = pids_named("postgres")
         out["redis"] = pids_named("redis-server")
@@ -421,7 +446,10 @@ def pg_counters() -> dict[str, int]:
 
 
 def setup_data(emulator_url: str, users: int) -> list[str]:
-    """Create the model, its endpoint and `users` users; return their session ids."""
+    """Create the model, its endpoint and `users` users; return their session ids.
+
+    The same users get API keys for the gateway phase (`setup_keys`).
+    """
     from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
@@ -451,6 +479,32 @@ def setup_data(emulator_url: str, users: int) -> list[str]:
         client.force_login(user)
         sids.append(client.cookies[settings.SESSION_COOKIE_NAME].value)
     return sids
+
+
+def setup_keys(emulator_url: str, users: int, *, prefix: str = "gw") -> list[str]:
+    """Create the model, its endpoint and one user with an API key per gateway client."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    from webapp.accounts.services import create_api_key
+    from webapp.serving import services
+
+    llm = services.upsert_llm(
+        slug="deepseek-r1",
+        name="DeepSeek-R1",
+        served_model_name="deepseek-ai/DeepSeek-R1",
+        context_length=163_840,
+        default_params={"temperature": 0.6, "top_p": 0.95, "max_tokens": 32_768},
+        is_default=True,
+    )
+    services.ensure_endpoint(llm=llm, base_url=emulator_url)
+    group = Group.objects.get_or_create(name="user")[0]
+    keys = []
+    for i in range(users):
+        user, _ = get_user_model().objects.get_or_create(username=f"{prefix}{i:03d}")
+        user.groups.add(group)
+        keys.append(create_api_key(user=user, name="bench")[1])
+    return keys
 
 
 # --------------------------------------------------------------------------- clients
@@ -571,6 +625,55 @@ async def ws_connect(web_url: str, sid: str) -> WsClient:
     return WsClient(conn)
 
 
+async def gateway_one(http: Any, web_url: str, key: str, prompt: str, max_tokens: int) -> Result:
+    """One streamed `POST /v1/chat/completions` through Arbor's gateway."""
+    body = {
+        "model": "deepseek-r1",
+        "messages": [{"role": "user", "content": prompt}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "max_tokens": max_tokens,
+        "temperature": 0.6,
+        "top_p": 0.95,
+    }
+    res = Result(rid="", t_send=now())
+    try:
+        async with http.stream(
+            "POST",
+            web_url + "/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {key}"},
+        ) as resp:
+            if resp.status_code != 200:
+                res.error = f"HTTP {resp.status_code}: {(await resp.aread())[:200]!r}"
+                return res
+            res.rid = resp.headers["X-Arbor-Response-Ids"]
+            res.t_created = now()
+            async for line in resp.aiter_lines():
+                t = now()
+                if not line.startswith("data: {"):
+                    continue
+                event = json.loads(line[6:])
+                if "error" in event:
+                    res.error = str(event["error"])
+                for choice in event.get("choices") or []:
+                    delta = choice.get("delta") or {}
+                    r = len(delta.get("reasoning_content") or "")
+                    c = len(delta.get("content") or "")
+                    if r or c:
+                        res.n_frames += 1
+                        res.frames.append((t, r, c))
+                        if r and res.ttft is None:
+                            res.ttft = t - res.t_send
+                    if choice.get("finish_reason"):
+                        res.status = "completed"
+    except Exception as exc:  # a failed request is counted, not fatal
+        res.error = f"{type(exc).__name__}: {exc}"
+    if res.status != "completed" and res.error is None:
+        res.error = "no finish"
+    return res
+
+
 async def closed_loop(
     n: int, rounds: int, stagger_s: float, one: Any, *, base: int = 0
 ) -> list[Result]:
@@ -618,7 +721,7 @@ STAGES = [
     # started_at (worker's claim), arrived (engine), first_write (engine), first_token_at
     # (worker got it), first_recv (client).
     ("send->row created (daphne)", "t_send", "created_at"),
-    ("row->created frame (commit+enqueue)", "created_at", "t_created"),
+    ("row->created frame or headers (commit+enqueue)", "created_at", "t_created"),
     ("row->claimed (commit, broker, worker)", "created_at", "started_at"),
     ("claimed->engine request", "started_at", "arrived"),
     ("engine first chunk->worker", "first_write", "first_token_at"),
@@ -698,12 +801,56 @@ def summarise(
     return out
 
 
+async def measure_arbor(
+    stack: BenchStack,
+    n: int,
+    rounds: int,
+    args: argparse.Namespace,
+    http: Any,
+    one: Any,
+    warm: Any,
+    *,
+    base: int,
+) -> dict[str, Any]:
+    """Warm up, then run one path's measured rounds with CPU and Postgres counters."""
+    emu = stack.emulator_url
+    await closed_loop(n, 1, args.stagger_s, warm)
+    await asyncio.sleep(2.5)
+    await http.post(emu + "/bench/clock")
+    pg_before = pg_counters()
+    pids = stack.pids()
+    cpu_before = {k: proc_cpu_seconds(v) for k, v in pids.items()}
+    busy_before = machine_busy_seconds()
+    t0 = now()
+    results = await closed_loop(n, rounds, args.stagger_s, one, base=base)
+    wall = now() - t0
+    cpu_after = {k: proc_cpu_seconds(v) for k, v in pids.items()}
+    busy = machine_busy_seconds() - busy_before
+    await asyncio.sleep(2.5)
+    pg_after = pg_counters()
+    clock = (await http.get(emu + "/bench/clock", timeout=60)).json()
+    db_times = await asyncio.to_thread(response_times, [r.rid for r in results])
+    summary = summarise(results, clock, exact=True, db_times=db_times)
+    done = max(1, summary["ok"])
+    cpu = {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_before}
+    # Anything else running on the machine meanwhile (other test runs...) skews the numbers.
+    cpu["other"] = round(max(0.0, busy - sum(cpu.values())), 2)
+    return {
+        "arbor": summary,
+        "pg_per_response": {k: round((pg_after[k] - pg_before[k]) / done, 1) for k in pg_before},
+        "cpu_seconds": cpu,
+        "cpu_percent_of_one_core": {k: round(100 * v / wall, 1) for k, v in cpu.items()},
+        "wall_s": round(wall, 2),
+    }
+
+
 async def run_level(
     stack: BenchStack,
     n: int,
     rounds: int,
     args: argparse.Namespace,
     sids: list[str],
+    keys: list[str],
     http: Any,
 ) -> dict[str, Any]:
     trace, max_tokens = args.trace, args.max_tokens
@@ -731,74 +878,67 @@ async def run_level(
     direct_cpu["machine"] = round(100 * (machine_busy_seconds() - dbusy0) / dwall, 1)
     clock = (await http.get(emu + "/bench/clock", timeout=60)).json()
     direct_summary = summarise(direct_results, clock, exact=False)
-
-    # Arbor: connect (and authenticate) first, warm up, then snapshot and measure.
-    clients = [await ws_connect(stack.web_url, sids[i]) for i in range(n)]
-    try:
-        await closed_loop(
-            n, 1, args.stagger_s, lambda i, k: clients[i].one(prompt_for(trace, k), 8)
-        )
-        await asyncio.sleep(2.5)
-        await http.post(emu + "/bench/clock")
-        pg_before = pg_counters()
-        pids = stack.pids()
-        cpu_before = {k: proc_cpu_seconds(v) for k, v in pids.items()}
-        busy_before = machine_busy_seconds()
-        t0 = now()
-
-        async def arbor(i: int, k: int) -> Result:
-            return await clients[i].one(prompt_for(trace, k), max_tokens)
-
-        arbor_results = await closed_loop(n, rounds, args.stagger_s, arbor, base=10_000)
-        wall = now() - t0
-        cpu_after = {k: proc_cpu_seconds(v) for k, v in pids.items()}
-        busy = machine_busy_seconds() - busy_before
-        await asyncio.sleep(2.5)
-        pg_after = pg_counters()
-    finally:
-        for c in clients:
-            await c.conn.close()
-    clock = (await http.get(emu + "/bench/clock", timeout=60)).json()
-    db_times = await asyncio.to_thread(response_times, [r.rid for r in arbor_results])
-    arbor_summary = summarise(arbor_results, clock, exact=True, db_times=db_times)
-    done = max(1, arbor_summary["ok"])
-    pg = {k: round((pg_after[k] - pg_before[k]) / done, 1) for k in pg_before}
-    cpu = {k: round(cpu_after[k] - cpu_before[k], 2) for k in cpu_before}
-    # Anything else running on the machine meanwhile (other test runs...) skews the numbers.
-    cpu["other"] = round(max(0.0, busy - sum(cpu.values())), 2)
-    cpu_pct = {k: round(100 * v / wall, 1) for k, v in cpu.items()}
-
     d50, d99 = direct_summary["ttft_ms"]["p50"], direct_summary["ttft_ms"]["p99"]
-    a50, a99 = arbor_summary["ttft_ms"]["p50"], arbor_summary["ttft_ms"]["p99"]
-    added = {
-        "p50": round(a50 - d50, 2) if None not in (a50, d50) else None,
-        "p99": round(a99 - d99, 2) if None not in (a99, d99) else None,
-    }
-    checks = {}
-    for name, limit in TARGETS.get(n, {}).items():
-        value = {
-            "ttft_added_p50_ms": added["p50"],
-            "ttft_added_p99_ms": added["p99"],
-            "lag_p99_ms": arbor_summary["lag_ms"]["p99"],
-        }[name]
-        checks[name] = {
-            "limit": limit,
-            "value": value,
-            "pass": value is not None and value < limit and arbor_summary["errors"] == 0,
+
+    paths: dict[str, Any] = {}
+    for path in args.paths:
+        if path == "chat":
+            # Sockets are connected (and authenticated) before the counters start.
+            clients = [await ws_connect(stack.web_url_for(i), sids[i]) for i in range(n)]
+            try:
+                out = await measure_arbor(
+                    stack,
+                    n,
+                    rounds,
+                    args,
+                    http,
+                    lambda i, k, cs=clients: cs[i].one(prompt_for(trace, k), max_tokens),
+                    lambda i, k, cs=clients: cs[i].one(prompt_for(trace, k), 8),
+                    base=10_000,
+                )
+            finally:
+                for c in clients:
+                    await c.conn.close()
+        else:
+            out = await measure_arbor(
+                stack,
+                n,
+                rounds,
+                args,
+                http,
+                lambda i, k: gateway_one(
+                    http, stack.web_url_for(i), keys[i], prompt_for(trace, k), max_tokens
+                ),
+                lambda i, k: gateway_one(
+                    http, stack.web_url_for(i), keys[i], prompt_for(trace, k), 8
+                ),
+                base=20_000,
+            )
+        a50, a99 = out["arbor"]["ttft_ms"]["p50"], out["arbor"]["ttft_ms"]["p99"]
+        added = {
+            "p50": round(a50 - d50, 2) if None not in (a50, d50) else None,
+            "p99": round(a99 - d99, 2) if None not in (a99, d99) else None,
         }
+        checks = {}
+        for name, limit in TARGETS[path].get(n, {}).items():
+            value = {
+                "ttft_added_p50_ms": added["p50"],
+                "ttft_added_p99_ms": added["p99"],
+                "lag_p99_ms": out["arbor"]["lag_ms"]["p99"],
+            }[name]
+            checks[name] = {
+                "limit": limit,
+                "value": value,
+                "pass": value is not None and value <= limit and out["arbor"]["errors"] == 0,
+            }
+        paths[path] = {**out, "ttft_added_ms": added, "targets": checks}
     return {
         "streams": n,
         "rounds": rounds,
         "direct": direct_summary,
-        "arbor": arbor_summary,
-        "ttft_added_ms": added,
-        "pg_per_response": pg,
-        "cpu_seconds": cpu,
-        "cpu_percent_of_one_core": cpu_pct,
         "direct_phase_cpu_percent": direct_cpu,
-        "wall_s": round(wall, 2),
+        "paths": paths,
         "loadavg_1m_after": round(os.getloadavg()[0], 2),
-        "targets": checks,
     }
 
 
@@ -830,14 +970,17 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
 
     levels = [int(x) for x in args.levels.split(",")]
     rounds = [int(x) for x in args.rounds.split(",")]
+    args.paths = [p for p in args.paths.split(",") if p]
     if len(rounds) != len(levels):
         raise SystemExit("--rounds needs one value per level")
+    if not args.paths or set(args.paths) - set(PATHS):
+        raise SystemExit(f"--paths: a comma-separated subset of {','.join(PATHS)}")
     if max(levels) >= WORKER_CONCURRENCY:
         raise SystemExit(f"levels must stay below the worker's {WORKER_CONCURRENCY} threads")
     env = configure_env(args)
     os.environ.update({k: v for k, v in env.items() if k != "PYTHONPATH"})
     os.environ["ARBOR_DB_POOL"] = "false"  # this process: plain connections
-    print(f"preparing database {DB_NAME} and Redis /12 /13 ...", flush=True)
+    print(f"preparing database {DB_NAME} and Redis {REDIS_APP} {REDIS_BROKER} ...", flush=True)
     prepare_database(env)
     import django
 
@@ -845,11 +988,14 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
     from django.conf import settings
     from django.db import connections
 
-    stack = BenchStack(env=env, tps=args.tps, ttft_ms=args.ttft_ms)
-    print("starting emulator, worker, Daphne ...", flush=True)
+    stack = BenchStack(
+        env=env, tps=args.tps, ttft_ms=args.ttft_ms, webs=args.web, workers=args.workers
+    )
+    print(f"starting emulator, {args.workers} worker(s), {args.web} Daphne ...", flush=True)
     stack.start()
     try:
         sids = await asyncio.to_thread(setup_data, stack.emulator_url, max(levels))
+        keys = await asyncio.to_thread(setup_keys, stack.emulator_url, max(levels))
         await asyncio.to_thread(connections.close_all)
         levels_out = []
         limits = httpx.Limits(max_connections=500, max_keepalive_connections=500)
@@ -857,7 +1003,7 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
         async with httpx.AsyncClient(limits=limits, timeout=timeout) as http:
             for n, r in zip(levels, rounds, strict=True):
                 print(f"level {n}: {n} streams x {r} responses ...", flush=True)
-                levels_out.append(await run_level(stack, n, r, args, sids, http))
+                levels_out.append(await run_level(stack, n, r, args, sids, keys, http))
     finally:
         stack.stop()
     return {
@@ -871,11 +1017,13 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
             "coalesce_ms": settings.ARBOR_COALESCE_MS
             if args.coalesce_ms is None
             else args.coalesce_ms,
-            "worker": f"celery threads pool, concurrency {WORKER_CONCURRENCY}, 1 process",
-            "web": "1 Daphne process",
+            "paths": args.paths,
+            "worker": f"{args.workers} celery worker process(es), threads pool, "
+            f"concurrency {WORKER_CONCURRENCY}",
+            "web": f"{args.web} Daphne process(es), clients round-robin",
             "cpus": os.cpu_count(),
         },
-        "targets": {str(k): v for k, v in TARGETS.items()},
+        "targets": {path: {str(k): v for k, v in t.items()} for path, t in TARGETS.items()},
         "levels": levels_out,
     }
 
@@ -883,83 +1031,90 @@ async def amain(args: argparse.Namespace) -> dict[str, Any]:
 def report(payload: dict[str, Any]) -> None:
     rows = []
     for lv in payload["levels"]:
-        a, d = lv["arbor"], lv["direct"]
-        verdict = (
-            " ".join(
-                f"{k.replace('_ms', '')}:{'PASS' if v['pass'] else 'FAIL'}"
-                for k, v in lv["targets"].items()
+        d = lv["direct"]
+        for path, ph in lv["paths"].items():
+            a = ph["arbor"]
+            verdict = (
+                " ".join(
+                    f"{k.replace('_ms', '')}:{'PASS' if v['pass'] else 'FAIL'}"
+                    for k, v in ph["targets"].items()
+                )
+                or "-"
             )
-            or "-"
-        )
-        rows.append(
-            [
-                str(lv["streams"]),
-                a["ok"],
-                d["ttft_ms"]["p50"],
-                a["ttft_ms"]["p50"],
-                lv["ttft_added_ms"]["p50"],
-                lv["ttft_added_ms"]["p99"],
-                a["ttft_added_exact_ms"]["p50"],
-                a["ttft_added_exact_ms"]["p99"],
-                d["lag_ms"]["p99"],
-                a["lag_ms"]["p50"],
-                a["lag_ms"]["p99"],
-                a["frames_per_response"],
-                lv["pg_per_response"]["commits"],
-                lv["pg_per_response"]["inserts"],
-                lv["pg_per_response"]["updates"],
-                a["errors"] + d["errors"],
-                verdict,
-            ]
-        )
+            rows.append(
+                [
+                    str(lv["streams"]),
+                    path,
+                    a["ok"],
+                    d["ttft_ms"]["p50"],
+                    a["ttft_ms"]["p50"],
+                    ph["ttft_added_ms"]["p50"],
+                    ph["ttft_added_ms"]["p99"],
+                    a["ttft_added_exact_ms"]["p50"],
+                    a["ttft_added_exact_ms"]["p99"],
+                    d["lag_ms"]["p99"],
+                    a["lag_ms"]["p50"],
+                    a["lag_ms"]["p99"],
+                    a["frames_per_response"],
+                    ph["pg_per_response"]["commits"],
+                    ph["pg_per_response"]["inserts"],
+                    ph["pg_per_response"]["updates"],
+                    a["errors"] + d["errors"],
+                    verdict,
+                ]
+            )
     cfg = payload["config"]
     print_table(
         f"stream overhead (emulator {cfg['tps']:g} tok/s, ttft {cfg['ttft_ms']:g} ms, "
-        f"coalesce {cfg['coalesce_ms']} ms; times in ms)",
+        f"coalesce {cfg['coalesce_ms']} ms; {cfg['worker']}; {cfg['web']}; times in ms)",
         [
-            "level", "resp", "ttft emu p50", "ttft arbor p50", "added p50", "added p99",
+            "level", "path", "resp", "ttft emu p50", "ttft arbor p50", "added p50", "added p99",
             "exact p50", "exact p99", "lag emu p99", "lag p50", "lag p99", "frames/resp",
             "pg commits", "pg ins", "pg upd", "errors", "targets",
         ],
         rows,
     )  # fmt: skip
-    names = list(payload["levels"][0]["cpu_percent_of_one_core"]) if payload["levels"] else []
+    phases = [(lv, path, ph) for lv in payload["levels"] for path, ph in lv["paths"].items()]
+    names = list(phases[0][2]["cpu_percent_of_one_core"]) if phases else []
     print_table(
         "CPU during the Arbor phase (% of one core; 2 cores = 200%)",
-        ["level", *names],
+        ["level", "path", *names],
         [
-            [str(lv["streams"]), *(lv["cpu_percent_of_one_core"][k] for k in names)]
-            for lv in payload["levels"]
+            [str(lv["streams"]), path, *(ph["cpu_percent_of_one_core"][k] for k in names)]
+            for lv, path, ph in phases
         ],
     )
     print_table(
-        "added TTFT, exact split (ms): chat.send -> engine request, engine first chunk -> client",
-        ["level", "to engine p50", "to engine p99", "engine->client p50", "engine->client p99"],
+        "added TTFT, exact split (ms): send -> engine request, engine first chunk -> client",
+        [
+            "level", "path", "to engine p50", "to engine p99", "engine->client p50",
+            "engine->client p99",
+        ],
         [
             [
                 str(lv["streams"]),
-                lv["arbor"]["ttft_added_exact_ms"]["send_to_engine_p50"],
-                lv["arbor"]["ttft_added_exact_ms"]["send_to_engine_p99"],
-                lv["arbor"]["ttft_added_exact_ms"]["engine_to_client_p50"],
-                lv["arbor"]["ttft_added_exact_ms"]["engine_to_client_p99"],
+                path,
+                ph["arbor"]["ttft_added_exact_ms"]["send_to_engine_p50"],
+                ph["arbor"]["ttft_added_exact_ms"]["send_to_engine_p99"],
+                ph["arbor"]["ttft_added_exact_ms"]["engine_to_client_p50"],
+                ph["arbor"]["ttft_added_exact_ms"]["engine_to_client_p99"],
             ]
-            for lv in payload["levels"]
+            for lv, path, ph in phases
         ],
-    )
-    stage_names = [name for name, _, _ in STAGES]
+    )  # fmt: skip
     print_table(
         "time to first token through Arbor, stage by stage (ms, p50 / p99)",
-        ["stage", *(f"level {lv['streams']}" for lv in payload["levels"])],
+        ["stage", *(f"{lv['streams']} {path}" for lv, path, _ in phases)],
         [
             [
                 name,
                 *(
-                    f"{lv['arbor']['ttft_stages_ms'][name]['p50']} / "
-                    f"{lv['arbor']['ttft_stages_ms'][name]['p99']}"
-                    for lv in payload["levels"]
+                    f"{ph['arbor']['ttft_stages_ms'][name]['p50']} / "
+                    f"{ph['arbor']['ttft_stages_ms'][name]['p99']}"
+                    for _, _, ph in phases
                 ),
             ]
-            for name in stage_names
+            for name, _, _ in STAGES
         ],
     )
 
@@ -977,13 +1132,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-tokens", type=int, default=32_768)
     p.add_argument("--stagger-s", type=float, default=1.0, help="spread of client start times")
     p.add_argument("--coalesce-ms", type=int, default=None, help="override ARBOR_COALESCE_MS")
+    p.add_argument("--paths", default="chat,gateway", help="chat (WebSocket), gateway (HTTP)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="Celery worker processes (the deployment's M)"
+    )
+    p.add_argument("--web", type=int, default=1, help="Daphne processes (the deployment's N)")
     p.add_argument("--out", default="stream_overhead", help="results file name (no .json)")
     args = p.parse_args(argv)
     payload = asyncio.run(amain(args))
     report(payload)
     path = write_json(args.out, payload)
     print(f"\nwrote {path}")
-    failed = [lv for lv in payload["levels"] for c in lv["targets"].values() if not c["pass"]]
+    failed = [
+        c
+        for lv in payload["levels"]
+        for ph in lv["paths"].values()
+        for c in ph["targets"].values()
+        if not c["pass"]
+    ]
     return 1 if failed else 0
 
 
