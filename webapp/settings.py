@@ -141,6 +141,9 @@ CELERY_TASK_ROUTES = {
     # consumes too; ARBOR_BATCH_CONCURRENCY keeps it from crowding out chats.
     "webapp.annotation.tasks.generate_batch_response": {"queue": "batch"},
     "webapp.annotation.tasks.pump_batches": {"queue": "batch"},
+    # Export snapshots: the default queue, which every worker consumes.
+    "webapp.annotation.tasks.write_snapshot": {"queue": "celery"},
+    "webapp.annotation.tasks.fail_stale_snapshots": {"queue": "celery"},
 }
 CELERY_BEAT_SCHEDULE = {
     "reap-stale-responses": {
@@ -162,6 +165,10 @@ CELERY_BEAT_SCHEDULE = {
     # Claims also expire leases of their campaign; this catches idle campaigns.
     "release-expired-leases": {
         "task": "webapp.annotation.tasks.release_expired_leases",
+        "schedule": 60.0,
+    },
+    "fail-stale-snapshots": {
+        "task": "webapp.annotation.tasks.fail_stale_snapshots",
         "schedule": 60.0,
     },
 }
@@ -261,6 +268,9 @@ ARBOR_METRICS_TOKEN = env.str("ARBOR_METRICS_TOKEN", "")
 ARBOR_EMULATOR_URL = env.str("ARBOR_EMULATOR_URL", "http://127.0.0.1:30000")
 # Frozen annotation exports (snapshots), one folder per campaign.
 ARBOR_EXPORT_DIR = env.path("ARBOR_EXPORT_DIR", BASE_DIR / "var" / "exports")
+# A snapshot still pending or being written after this long is failed (its worker
+# died, or its message was lost); a write of 100,000 items takes about a minute.
+ARBOR_EXPORT_STALE_S = env.float("ARBOR_EXPORT_STALE_S", 1800.0)
 # Batch generation (annotation campaigns): batch responses queued or running at once,
 # over all batches; the upload's limits; samples per prompt; how long a batch response
 # may stay queued before its task is sent again (a lost message); the grader's timeout

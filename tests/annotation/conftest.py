@@ -1,7 +1,8 @@
-"""Fixtures of the annotation tests: a campaign with traces, and a second annotator."""
+"""Fixtures of the annotation tests: a campaign with traces, annotators, export folders."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,3 +32,19 @@ def campaign(admin_user: Any, alice: Any, llm: Any) -> Any:
         for k in range(2):
             make_trace(c, p, user=alice, llm=llm, sample_index=k)
     return c
+
+
+@pytest.fixture
+def export_dir(tmp_path: Path, settings: Any) -> Path:
+    settings.ARBOR_EXPORT_DIR = tmp_path / "exports"
+    return Path(settings.ARBOR_EXPORT_DIR)
+
+
+@pytest.fixture
+def queued(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The snapshot ids sent to the writing task: recorded, not sent to a broker."""
+    from webapp.annotation import tasks
+
+    sent: list[str] = []
+    monkeypatch.setattr(tasks.write_snapshot, "delay", sent.append)
+    return sent

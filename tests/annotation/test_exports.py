@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from pydantic import BaseModel, ConfigDict
 
 from tests.annotation import export_data as d
 from tests.annotation.factories import ANSWER, REASONING, make_campaign, make_prompt, make_trace
-from webapp.annotation import exports
-from webapp.annotation.models import Assignment, Item, Label, TaskType
+from webapp.annotation import exports, tasks
+from webapp.annotation.models import Assignment, ExportSnapshot, Item, Label, TaskType
 from webapp.annotation.schemas import PairwiseScreen
 from webapp.common.errors import ArborError
 
@@ -600,3 +603,167 @@ def test_options_are_validated() -> None:
     assert exc.value.code == "not_found"
     with pytest.raises(ArborError, match="min_score"):
         exports.parse_options(kind="kto", params={"min_score": "9"})
+
+
+# --- frozen snapshots: reserved by the request, written by a worker --------------------------
+
+
+def reserve(world: dict[str, Any], by: Any, kind: str = "dpo") -> ExportSnapshot:
+    return exports.reserve_snapshot(
+        campaign=world["campaign"],
+        kind=kind,
+        options=exports.parse_options(kind=kind, params={}),
+        by=by,
+    )
+
+
+def files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def test_a_snapshot_is_reserved_pending_and_enqueued_after_commit(
+    world: dict[str, Any],
+    admin_user: Any,
+    export_dir: Path,
+    queued: list[str],
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        first = reserve(world, admin_user)
+        assert queued == []  # a worker faster than the commit would find no row
+    assert queued == [str(first.pk)]
+    assert (first.version, first.status, first.sha256) == (1, "pending", "")
+    assert first.path == f"{world['campaign'].pk}/dpo-v1.jsonl"
+    assert files(export_dir) == []
+    # Versions are reserved, not written: the next one is 2 before 1 is on disk.
+    assert reserve(world, admin_user).version == 2
+    assert reserve(world, admin_user, kind="kto").version == 1
+
+
+def test_the_task_writes_the_file_and_marks_the_snapshot_ready(
+    world: dict[str, Any], admin_user: Any, export_dir: Path
+) -> None:
+    snapshot = reserve(world, admin_user)
+    tasks.write_snapshot(str(snapshot.pk))  # the Celery task, run in this process
+    snapshot.refresh_from_db()
+    assert snapshot.status == "ready" and snapshot.error == ""
+    assert snapshot.claimed_at is not None and snapshot.finished_at is not None
+    body = exports.snapshot_path(snapshot).read_bytes()
+    expected = b"".join(
+        exports.iter_export_bytes(
+            campaign=world["campaign"], kind="dpo", options=exports.DpoOptions()
+        )
+    )
+    assert body == expected and snapshot.records == len(body.splitlines()) == 1
+    assert (snapshot.size_bytes, snapshot.sha256) == (len(body), hashlib.sha256(body).hexdigest())
+    assert files(export_dir) == [exports.snapshot_path(snapshot)]  # no .part left
+    with exports.open_snapshot(snapshot) as fh:
+        assert fh.read() == body
+
+
+def test_a_redelivered_task_writes_nothing(
+    world: dict[str, Any], admin_user: Any, export_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = reserve(world, admin_user)
+    assert exports.write_snapshot(snapshot_id=done.pk) == "ready"
+    taken = reserve(world, admin_user)
+    ExportSnapshot.objects.filter(pk=taken.pk).update(status="writing", claimed_at=timezone.now())
+    writes: list[Any] = []
+    monkeypatch.setattr(exports, "_write_file", lambda **kw: writes.append(kw))
+    # Ready, or claimed by another worker: either way the claim fails and nothing is written.
+    assert exports.write_snapshot(snapshot_id=done.pk) is None
+    assert exports.write_snapshot(snapshot_id=taken.pk) is None
+    assert writes == []
+    assert ExportSnapshot.objects.get(pk=taken.pk).status == "writing"
+
+
+def test_a_failed_write_keeps_nothing_and_says_why(
+    world: dict[str, Any], admin_user: Any, export_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def breaks_midway(**_: Any) -> Any:
+        yield [{"id": 1}]  # a first chunk reaches the file
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(exports, "iter_export_chunks", breaks_midway)
+    snapshot = reserve(world, admin_user)
+    assert exports.write_snapshot(snapshot_id=snapshot.pk) == "failed"
+    snapshot.refresh_from_db()
+    assert snapshot.status == "failed" and snapshot.finished_at is not None
+    assert snapshot.error == "Writing failed: RuntimeError: database went away"
+    assert (snapshot.sha256, snapshot.records) == ("", 0)
+    assert files(export_dir) == []
+    with pytest.raises(ArborError) as exc:
+        exports.open_snapshot(snapshot)
+    assert exc.value.code == "conflict" and "database went away" in exc.value.message
+
+
+def test_a_pending_snapshot_cannot_be_opened(
+    world: dict[str, Any], admin_user: Any, export_dir: Path
+) -> None:
+    with pytest.raises(ArborError) as exc:
+        exports.open_snapshot(reserve(world, admin_user))
+    assert exc.value.code == "conflict" and "still being written" in exc.value.message
+
+
+def test_stale_snapshots_are_failed_and_their_files_removed(
+    world: dict[str, Any], admin_user: Any, export_dir: Path, settings: Any
+) -> None:
+    settings.ARBOR_EXPORT_STALE_S = 60
+    long_ago = timezone.now() - timedelta(minutes=2)
+    lost, fresh, dead, alive = (reserve(world, admin_user) for _ in range(4))
+    ExportSnapshot.objects.filter(pk=lost.pk).update(created_at=long_ago)  # message lost
+    # A worker died mid-write: claimed long ago, its part file left behind.
+    ExportSnapshot.objects.filter(pk=dead.pk).update(status="writing", claimed_at=long_ago)
+    part = export_dir / f"{world['campaign'].pk}" / ".dpo-v3.jsonl.part"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b'{"half":')
+    ExportSnapshot.objects.filter(pk=alive.pk).update(status="writing", claimed_at=timezone.now())
+
+    assert exports.fail_stale_snapshots() == 2
+    status = dict(ExportSnapshot.objects.values_list("pk", "status"))
+    assert [status[s.pk] for s in (lost, fresh, dead, alive)] == [
+        "failed",
+        "pending",
+        "failed",
+        "writing",
+    ]
+    assert "stopped" in ExportSnapshot.objects.get(pk=dead.pk).error
+    assert not part.exists()
+    # The dead worker's message, redelivered later, finds the row failed.
+    assert exports.write_snapshot(snapshot_id=dead.pk) is None
+    assert exports.fail_stale_snapshots() == 0
+
+
+def test_a_write_that_outlives_the_sweep_keeps_no_file(
+    world: dict[str, Any], admin_user: Any, export_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snapshot = reserve(world, admin_user)
+    real = exports.iter_export_chunks
+
+    def swept_meanwhile(**kwargs: Any) -> Any:
+        ExportSnapshot.objects.filter(pk=snapshot.pk).update(status="failed", error="stale")
+        yield from real(**kwargs)
+
+    monkeypatch.setattr(exports, "iter_export_chunks", swept_meanwhile)
+    assert exports.write_snapshot(snapshot_id=snapshot.pk) == "failed"
+    snapshot.refresh_from_db()
+    assert (snapshot.status, snapshot.error, snapshot.sha256) == ("failed", "stale", "")
+    assert files(export_dir) == []
+
+
+def test_a_snapshot_that_cannot_be_queued_fails_at_once(
+    world: dict[str, Any],
+    admin_user: Any,
+    export_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    def broker_down(_: str) -> None:
+        raise ConnectionError("Connection refused")
+
+    monkeypatch.setattr(tasks.write_snapshot, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        snapshot = reserve(world, admin_user)
+    stored = ExportSnapshot.objects.get(pk=snapshot.pk)
+    assert snapshot.status == stored.status == "failed"
+    assert "Could not be queued" in stored.error

@@ -15,7 +15,7 @@ from django.test import Client
 from tests.annotation import export_data as d
 from tests.annotation.factories import make_campaign, make_prompt, make_trace
 from tests.conftest import adb
-from webapp.annotation import exports
+from webapp.annotation import exports, tasks
 from webapp.annotation.models import ExportSnapshot, Item, TaskType
 from webapp.audit.models import AuditEntry
 
@@ -33,12 +33,6 @@ def labelled(admin_user: Any, alice: Any, annotator: Any, llm: Any) -> Any:
         )
     d.submit(d.item(campaign, TaskType.PAIRWISE, a, b), annotator, d.pair("a"))
     return campaign
-
-
-@pytest.fixture
-def export_dir(tmp_path: Path, settings: Any) -> Path:
-    settings.ARBOR_EXPORT_DIR = tmp_path / "exports"
-    return Path(settings.ARBOR_EXPORT_DIR)
 
 
 def client_for(user: Any | None) -> Client:
@@ -84,7 +78,7 @@ def test_permission_matrix(
         {"campaign": str(labelled.pk), "options": {}},
         content_type="application/json",
     )
-    assert created.status_code == (201 if status == 200 else status)
+    assert created.status_code == (202 if status == 200 else status)
     if status != 200:
         assert not ExportSnapshot.objects.exists()
 
@@ -263,41 +257,58 @@ async def test_under_asgi_the_body_goes_out_while_later_chunks_are_still_unread(
 # --- snapshots ------------------------------------------------------------------------------
 
 
+def freeze(c: Client, kind: str, campaign: Any, **options: Any) -> Any:
+    """POST a snapshot, running the commit hooks (which enqueue its writing)."""
+    from django.test import TestCase
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return c.post(
+            f"/api/exports/{kind}/snapshots",
+            {"campaign": str(campaign.pk), "options": options},
+            content_type="application/json",
+        )
+
+
+def write(snapshot_id: str) -> None:
+    """Run the Celery task in this process, as the worker would."""
+    tasks.write_snapshot(snapshot_id)
+
+
 @pytest.mark.django_db
 def test_snapshot_freeze_list_download_and_versions(
-    labelled: Any, admin_user: Any, export_dir: Path
+    labelled: Any, admin_user: Any, export_dir: Path, queued: list[str]
 ) -> None:
     c = client_for(admin_user)
-    created = c.post(
-        "/api/exports/prm/snapshots",
-        {"campaign": str(labelled.pk), "options": {"neutral": "positive"}},
-        content_type="application/json",
-    )
-    assert created.status_code == 201, created.content
+    created = freeze(c, "prm", labelled, neutral="positive")
+    assert created.status_code == 202, created.content
     snap = created.json()
-    assert snap["version"] == 1 and snap["records"] == 30 and snap["kind"] == "prm"
+    assert (snap["version"], snap["kind"], snap["status"]) == (1, "prm", "pending")
     assert snap["options"] == {"include_gold": False, "neutral": "positive"}
+    assert queued == [snap["id"]]  # enqueued once its row was committed
+
+    # Not written yet: a download is a conflict, not an empty or partial file.
+    early = c.get(snap["download_url"])
+    assert early.status_code == 409 and error_code(early) == "conflict"
+    assert "still being written" in early.json()["error"]["message"]
+    listed = c.get(f"/api/exports/snapshots?campaign={labelled.pk}").json()
+    assert [(s["id"], s["status"]) for s in listed] == [(snap["id"], "pending")]
+
+    write(snap["id"])
+    snap = c.get(f"/api/exports/snapshots?campaign={labelled.pk}").json()[0]
+    assert snap["status"] == "ready" and snap["records"] == 30 and snap["finished_at"]
     path = export_dir / str(labelled.pk) / "prm-v1.jsonl"
     body = path.read_bytes()
     assert hashlib.sha256(body).hexdigest() == snap["sha256"]
     assert len(body) == snap["size_bytes"]
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".part")]
 
-    second = c.post(
-        "/api/exports/prm/snapshots",
-        {"campaign": str(labelled.pk)},
-        content_type="application/json",
-    ).json()
+    second = freeze(c, "prm", labelled).json()
     assert second["version"] == 2
-    other_kind = c.post(
-        "/api/exports/sft/snapshots",
-        {"campaign": str(labelled.pk)},
-        content_type="application/json",
-    ).json()
+    other_kind = freeze(c, "sft", labelled).json()
     assert other_kind["version"] == 1
 
     listed = c.get(f"/api/exports/snapshots?campaign={labelled.pk}&kind=prm").json()
-    assert [s["version"] for s in listed] == [2, 1]
+    assert [(s["version"], s["status"]) for s in listed] == [(2, "pending"), (1, "ready")]
     assert listed[1]["download_url"] == f"/api/exports/snapshots/{snap['id']}.jsonl"
 
     download = c.get(snap["download_url"])
@@ -310,13 +321,35 @@ def test_snapshot_freeze_list_download_and_versions(
 
 
 @pytest.mark.django_db
+def test_a_failed_snapshot_answers_409_with_its_error(
+    labelled: Any, admin_user: Any, export_dir: Path, queued: list[str], monkeypatch: Any
+) -> None:
+    c = client_for(admin_user)
+    snap = freeze(c, "dpo", labelled).json()
+
+    def broken(**_: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(exports, "iter_export_chunks", broken)
+    write(snap["id"])
+    listed = c.get(f"/api/exports/snapshots?campaign={labelled.pk}").json()[0]
+    assert listed["status"] == "failed" and "No space left" in listed["error"]
+    response = c.get(snap["download_url"])
+    assert response.status_code == 409 and error_code(response) == "conflict"
+    assert "No space left on device" in response.json()["error"]["message"]
+    assert not [p for p in export_dir.rglob("*") if p.is_file()]
+
+
+@pytest.mark.django_db
 def test_a_tampered_snapshot_is_refused(labelled: Any, admin_user: Any, export_dir: Path) -> None:
-    snapshot = exports.freeze_export(
+    snapshot = exports.reserve_snapshot(
         campaign=labelled,
         kind="sft",
         options=exports.parse_options(kind="sft", params={}),
         by=admin_user,
     )
+    assert exports.write_snapshot(snapshot_id=snapshot.pk) == "ready"
+    snapshot.refresh_from_db()
     assert snapshot.records == 30  # one per labelled trace
     path = exports.snapshot_path(snapshot)
     original = path.read_bytes()

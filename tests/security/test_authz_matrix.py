@@ -112,7 +112,7 @@ MATRIX: dict[str, tuple[Outcome, Outcome, Outcome, Outcome, Outcome]] = {
     # is granted; `snapshot_id` is nobody's snapshot. Answers with data: tests/annotation.
     "GET /api/exports/{kind}.jsonl":              (401,         404,         404,         404,         400),
     "GET /api/exports/snapshots":                 (401,         404,         404,         404,         200),
-    "POST /api/exports/{kind}/snapshots":         (401,         404,         404,         404,         201),
+    "POST /api/exports/{kind}/snapshots":         (401,         404,         404,         404,         202),
     "GET /api/exports/snapshots/{snapshot_id}.jsonl": (401,     404,         404,         404,         404),
     # The OpenAI-compatible gateway: Bearer keys only (a session cookie is not a key).
     "GET /v1/models":                             (401,         200,         200,         200,         200),

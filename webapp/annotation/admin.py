@@ -91,5 +91,5 @@ class BatchJobAdmin(ReadOnlyAdmin):
 
 @admin.register(ExportSnapshot)
 class ExportSnapshotAdmin(ReadOnlyAdmin):
-    list_display = ("campaign", "kind", "version", "records", "sha256", "created_at")
-    list_filter = ("kind",)
+    list_display = ("campaign", "kind", "version", "status", "records", "sha256", "created_at")
+    list_filter = ("kind", "status")

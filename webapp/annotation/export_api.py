@@ -63,8 +63,11 @@ class SnapshotOut(Schema):
     records: int
     size_bytes: int
     sha256: str
+    status: str
+    error: str
     created_at: datetime
     created_by: str
+    finished_at: datetime | None
     download_url: str
 
 
@@ -78,8 +81,11 @@ def _snapshot_out(snapshot: ExportSnapshot) -> SnapshotOut:
         records=snapshot.records,
         size_bytes=snapshot.size_bytes,
         sha256=snapshot.sha256,
+        status=snapshot.status,
+        error=snapshot.error,
         created_at=snapshot.created_at,
         created_by=snapshot.created_by.get_username(),
+        finished_at=snapshot.finished_at,
         download_url=f"/api/exports/snapshots/{snapshot.pk}.jsonl",
     )
 
@@ -172,7 +178,10 @@ def list_snapshots(request: HttpRequest, campaign: str = "", kind: str = "") -> 
     summary="Download a frozen export",
 )
 def download_snapshot(request: HttpRequest, snapshot_id: str) -> StreamingHttpResponse:
-    """The snapshot's exact bytes, after checking them against its sha256 (500 if tampered)."""
+    """The snapshot's exact bytes, after checking them against its sha256 (500 if tampered).
+
+    409 while it is still being written, or when writing it failed (with the error).
+    """
     user = staff_user(request)
     snapshot = (
         ExportSnapshot.objects.select_related("campaign").filter(pk=path_uuid(snapshot_id)).first()
@@ -194,19 +203,22 @@ def download_snapshot(request: HttpRequest, snapshot_id: str) -> StreamingHttpRe
 
 @router.post(
     "/exports/{kind}/snapshots",
-    response={201: SnapshotOut},
+    response={202: SnapshotOut},
     summary="Freeze an export as a versioned snapshot",
 )
 def create_snapshot(request: HttpRequest, kind: str, data: SnapshotIn) -> tuple[int, SnapshotOut]:
-    """Write the export with these options to a file with its checksum, as the next version."""
+    """Reserve the next version (`pending`); a worker writes the file and its checksum.
+
+    Poll the list until the snapshot is `ready` (or `failed`, with its `error`).
+    """
     user = staff_user(request)
     options = exports.parse_options(kind=kind, params=data.options)
     campaign = _campaign(str(data.campaign))
-    snapshot = exports.freeze_export(campaign=campaign, kind=kind, options=options, by=user)
+    snapshot = exports.reserve_snapshot(campaign=campaign, kind=kind, options=options, by=user)
     audit.record(
         actor=user, source="api", action="create", obj=snapshot, after=audit.snapshot(snapshot)
     )
-    return 201, _snapshot_out(snapshot)
+    return 202, _snapshot_out(snapshot)
 
 
 @router.get(

@@ -5,7 +5,7 @@ each chunk is two or three queries (the rows with their traces, responses and mo
 joined in, and the labels prefetched for the chunk), whatever the campaign's size, and
 no chunk keeps a cursor open between chunks, so a slow download never holds a database
 connection while it waits on the network. A campaign is read as of each chunk's
-query, not as one snapshot: `freeze_export` reads under REPEATABLE READ when it can.
+query, not as one snapshot: `write_snapshot` reads under REPEATABLE READ when it can.
 
 Source of truth for an item, first that applies:
 
@@ -60,21 +60,22 @@ import json
 import logging
 import os
 import statistics
-import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, Literal
 from urllib.parse import urlsplit
+from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import F, Max, Prefetch, Q, QuerySet
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -780,18 +781,113 @@ def consistent_read() -> Iterator[None]:
         yield
 
 
-def freeze_export(
+def reserve_snapshot(
     *, campaign: Campaign, kind: str, options: ExportOptions, by: User
 ) -> ExportSnapshot:
-    """Write the export to a file, with its sha256 and record count, as the next version."""
-    root = export_dir()
-    folder = root / str(campaign.pk)
-    folder.mkdir(parents=True, exist_ok=True)
-    digest, records, size = hashlib.sha256(), 0, 0
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{kind}-", suffix=".part", dir=folder)
-    tmp = Path(tmp_name)
+    """Reserve the next version as a `pending` snapshot; a worker writes it after commit.
+
+    Writing a large campaign takes tens of seconds, which a web process must not spend:
+    the request only numbers the snapshot, and `write_snapshot` (a Celery task) does
+    the rest.
+    """
+    with transaction.atomic():
+        # The campaign row lock orders concurrent reservations of one campaign.
+        Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
+        last = ExportSnapshot.objects.filter(campaign=campaign, kind=kind).aggregate(
+            v=Max("version")
+        )["v"]
+        version = (last or 0) + 1
+        snapshot = ExportSnapshot.objects.create(
+            campaign=campaign,
+            kind=kind,
+            version=version,
+            options=options.model_dump(mode="json"),
+            path=str(Path(str(campaign.pk)) / f"{kind}-v{version}.jsonl"),
+            status=ExportSnapshot.Status.PENDING,
+            created_by=by,
+        )
+        # After commit: a worker faster than the commit would not find the row.
+        transaction.on_commit(lambda: _enqueue_write(snapshot))
+    return snapshot
+
+
+def _enqueue_write(snapshot: ExportSnapshot) -> None:
+    from webapp.annotation.tasks import write_snapshot as task
+
     try:
-        with os.fdopen(fd, "wb") as fh, consistent_read():
+        task.delay(str(snapshot.pk))
+    except Exception as exc:  # the broker is down: say so now rather than leave it pending
+        log.exception("export snapshot %s: could not be queued", snapshot.pk)
+        error = f"Could not be queued for writing ({type(exc).__name__}); freeze it again."
+        if _finish(snapshot.pk, ExportSnapshot.Status.PENDING, failed=error):
+            snapshot.status, snapshot.error = ExportSnapshot.Status.FAILED, error
+
+
+def _part_path(final: Path) -> Path:
+    # Named after the snapshot, not random: whoever fails a stale write can remove it.
+    return final.with_name(f".{final.name}.part")
+
+
+def _finish(snapshot_id: UUID | str, current: str, *, failed: str = "", **fields: Any) -> bool:
+    """Move a snapshot from `current` to ready (or failed) unless someone already did."""
+    status = ExportSnapshot.Status.FAILED if failed else ExportSnapshot.Status.READY
+    return bool(
+        ExportSnapshot.objects.filter(pk=snapshot_id, status=current).update(
+            status=status, error=failed[:2000], finished_at=timezone.now(), **fields
+        )
+    )
+
+
+def write_snapshot(*, snapshot_id: UUID | str) -> str | None:
+    """Write a pending snapshot's file and mark it ready or failed; return its new status.
+
+    The claim (`pending` -> `writing`, a conditional update) happens once per snapshot,
+    since nothing returns a row to `pending`: a redelivered or duplicate message finds
+    it taken and returns None without writing. The file is written beside its final
+    name, fsynced and renamed into place, so a reader never sees a partial file; on
+    any failure both are removed and the row says why.
+    """
+    claimed = ExportSnapshot.objects.filter(
+        pk=snapshot_id, status=ExportSnapshot.Status.PENDING
+    ).update(status=ExportSnapshot.Status.WRITING, claimed_at=timezone.now())
+    if not claimed:
+        log.info("export snapshot %s: not pending, nothing to write", snapshot_id)
+        return None
+    snapshot = ExportSnapshot.objects.select_related("campaign").get(pk=snapshot_id)
+    final: Path | None = None
+    try:
+        final = snapshot_path(snapshot)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        options = parse_options(kind=snapshot.kind, params=snapshot.options)
+        sha256, records, size = _write_file(
+            campaign=snapshot.campaign, kind=snapshot.kind, options=options, final=final
+        )
+    except Exception as exc:
+        log.exception("export snapshot %s: writing failed", snapshot_id)
+        if final is not None:
+            _part_path(final).unlink(missing_ok=True)
+            final.unlink(missing_ok=True)
+        message = exc.message if isinstance(exc, ArborError) else f"{type(exc).__name__}: {exc}"
+        _finish(snapshot_id, ExportSnapshot.Status.WRITING, failed=f"Writing failed: {message}")
+        return ExportSnapshot.Status.FAILED
+    if _finish(
+        snapshot_id, ExportSnapshot.Status.WRITING, sha256=sha256, records=records, size_bytes=size
+    ):
+        return ExportSnapshot.Status.READY
+    # The sweep gave up on this write meanwhile and failed the row: keep no orphan file.
+    final.unlink(missing_ok=True)
+    log.warning("export snapshot %s: finished after it was failed as stale", snapshot_id)
+    return ExportSnapshot.Status.FAILED
+
+
+def _write_file(
+    *, campaign: Campaign, kind: str, options: ExportOptions, final: Path
+) -> tuple[str, int, int]:
+    """Write the export to `final` atomically; return its sha256, record count and size."""
+    part = _part_path(final)
+    digest, records, size = hashlib.sha256(), 0, 0
+    try:
+        with part.open("wb") as fh, consistent_read():
             for chunk in iter_export_chunks(campaign=campaign, kind=kind, options=options):
                 if not chunk:
                     continue
@@ -802,41 +898,64 @@ def freeze_export(
                 size += len(data)
             fh.flush()
             os.fsync(fh.fileno())
-        with transaction.atomic():
-            # The campaign row lock orders concurrent freezes of one campaign.
-            Campaign.objects.select_for_update().filter(pk=campaign.pk).first()
-            last = ExportSnapshot.objects.filter(campaign=campaign, kind=kind).aggregate(
-                v=Max("version")
-            )["v"]
-            version = (last or 0) + 1
-            relative = Path(str(campaign.pk)) / f"{kind}-v{version}.jsonl"
-            final = root / relative
-            os.replace(tmp, final)
-            try:
-                return ExportSnapshot.objects.create(
-                    campaign=campaign,
-                    kind=kind,
-                    version=version,
-                    options=options.model_dump(mode="json"),
-                    records=records,
-                    size_bytes=size,
-                    sha256=digest.hexdigest(),
-                    path=str(relative),
-                    created_by=by,
-                )
-            except Exception:
-                final.unlink(missing_ok=True)
-                raise
+        os.replace(part, final)
     finally:
-        tmp.unlink(missing_ok=True)
+        part.unlink(missing_ok=True)
+    return digest.hexdigest(), records, size
+
+
+def fail_stale_snapshots(*, now: datetime | None = None) -> int:
+    """Fail snapshots left pending or writing too long (a lost message, a dead worker).
+
+    A dead worker's message comes back only after the broker's visibility timeout,
+    and then finds the row claimed; this is what ends such a row. A write still going
+    after ARBOR_EXPORT_STALE_S loses too: it notices and removes its file.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.ARBOR_EXPORT_STALE_S)
+    pending = ExportSnapshot.objects.filter(
+        status=ExportSnapshot.Status.PENDING, created_at__lt=cutoff
+    ).update(
+        status=ExportSnapshot.Status.FAILED,
+        error="No worker wrote it in time; freeze it again.",
+        finished_at=now,
+    )
+    writing = list(
+        ExportSnapshot.objects.filter(status=ExportSnapshot.Status.WRITING, claimed_at__lt=cutoff)
+    )
+    failed = 0
+    for snapshot in writing:
+        if not _finish(
+            snapshot.pk,
+            ExportSnapshot.Status.WRITING,
+            failed="The worker writing it stopped before it finished; freeze it again.",
+        ):
+            continue
+        failed += 1
+        try:
+            final = snapshot_path(snapshot)
+        except ArborError:
+            continue
+        _part_path(final).unlink(missing_ok=True)
+        final.unlink(missing_ok=True)
+    if pending or failed:
+        log.warning("export snapshots: failed %s stale pending, %s stale writing", pending, failed)
+    return pending + failed
 
 
 def open_snapshot(snapshot: ExportSnapshot) -> BinaryIO:
-    """Open the snapshot's file after checking its size and sha256; 500 when they differ.
+    """Open a ready snapshot's file after checking its size and sha256; 500 when they differ.
 
-    The check reads the same open file that is then served, so a file swapped after the
+    A snapshot not yet written, or whose writing failed, is a 409 that says so. The
+    check reads the same open file that is then served, so a file swapped after the
     check is not what gets sent.
     """
+    if snapshot.status == ExportSnapshot.Status.FAILED:
+        raise ArborError("conflict", f"Snapshot {snapshot.pk} failed: {snapshot.error}")
+    if snapshot.status != ExportSnapshot.Status.READY:
+        raise ArborError(
+            "conflict", f"Snapshot {snapshot.pk} is still being written; try again shortly."
+        )
     path = snapshot_path(snapshot)
     try:
         fh = path.open("rb")

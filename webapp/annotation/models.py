@@ -330,7 +330,18 @@ class BatchSample(models.Model):
 
 
 class ExportSnapshot(models.Model):
-    """A frozen export: the exact bytes of one export, versioned per campaign and kind."""
+    """A frozen export: the exact bytes of one export, versioned per campaign and kind.
+
+    The web request only reserves the version (`pending`); a Celery task claims the row
+    (`writing`, `claimed_at`), writes the file and ends it `ready` or `failed`. The
+    claim is a conditional update from `pending`, so a redelivered task writes nothing.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        WRITING = "writing"
+        READY = "ready"
+        FAILED = "failed"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="snapshots")
@@ -339,12 +350,16 @@ class ExportSnapshot(models.Model):
     options = models.JSONField(default=dict, blank=True)
     records = models.PositiveIntegerField(default=0)
     size_bytes = models.PositiveBigIntegerField(default=0)
-    sha256 = models.CharField(max_length=64)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
     path = models.CharField(max_length=500)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    error = models.TextField(blank=True, default="")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["campaign", "kind", "-version"]

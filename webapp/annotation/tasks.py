@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from webapp.annotation import batch, services
+from webapp.annotation import batch, exports, services
 from webapp.chat.generation import generate_blocking
 
 
@@ -36,3 +36,15 @@ def pump_batches() -> None:
 def release_expired_leases() -> int:
     """Give the slots of abandoned annotation tasks back to the queue."""
     return services.release_expired_leases()
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def write_snapshot(snapshot_id: str) -> None:
+    """Write a pending export snapshot; a redelivered message finds it claimed and does nothing."""
+    exports.write_snapshot(snapshot_id=snapshot_id)
+
+
+@shared_task(ignore_result=True)
+def fail_stale_snapshots() -> int:
+    """Fail snapshots whose worker died or whose message was lost (run by beat)."""
+    return exports.fail_stale_snapshots()
