@@ -5,6 +5,7 @@ and downloads the PRM export, whose records follow the adjudication."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -16,8 +17,8 @@ from playwright.sync_api import Page, expect
 from tests.annotation.factories import make_campaign, make_prompt, make_trace
 from tests.annotation.helpers import step_value
 from tests.conftest import _make_user
-from webapp.annotation import services
-from webapp.annotation.models import Adjudication, Campaign, Item
+from webapp.annotation import exports, services
+from webapp.annotation.models import Adjudication, Campaign, ExportSnapshot, Item
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -144,3 +145,61 @@ def test_admin_creates_a_campaign_adjudicates_and_exports(
     assert {"prompt", "completions", "labels"} <= set(record)
     assert record["labels"][:2] == [True, False]
     assert "alice" not in json.dumps(record)
+
+
+def test_snapshots_show_their_status_and_become_downloadable(
+    live: Any, admin_user: Any, alice: Any, llm: Any, page: Page
+) -> None:
+    campaign, _ = disagreeing_campaign(admin_user, alice, llm)
+    options = exports.parse_options(kind="prm", params={})
+    # Rows as the worker would leave them, without a worker: one failed, one still queued.
+    failed = ExportSnapshot.objects.create(
+        campaign=campaign,
+        kind="prm",
+        version=1,
+        options=options.model_dump(mode="json"),
+        path=f"{campaign.pk}/prm-v1.jsonl",
+        status="failed",
+        error="Writing failed: OSError: [Errno 28] No space left on device",
+        created_by=admin_user,
+    )
+    queued = ExportSnapshot.objects.create(
+        campaign=campaign,
+        kind="prm",
+        version=2,
+        options=options.model_dump(mode="json"),
+        path=f"{campaign.pk}/prm-v2.jsonl",
+        created_by=admin_user,
+    )
+    page.set_viewport_size({"width": 1400, "height": 900})
+    sign_in(page, live.web_url, admin_user, f"/dashboard/campaigns/{campaign.pk}/")
+    rows = page.get_by_test_id("snapshot-row")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_have_attribute("data-status", "pending")
+    expect(rows.nth(0).get_by_test_id("snapshot-status")).to_have_text("queued")
+    expect(rows.nth(0).get_by_test_id("snapshot-download")).to_be_disabled()
+    expect(rows.nth(1).get_by_test_id("snapshot-status")).to_have_text("failed")
+    expect(rows.nth(1)).to_contain_text("No space left on device")
+    expect(rows.nth(1).get_by_test_id("snapshot-download")).to_be_disabled()
+    page.get_by_test_id("exports").scroll_into_view_if_needed()
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    page.get_by_test_id("exports").screenshot(path=str(SCREENS / "snapshots-pending.png"))
+
+    # The worker's part, played here: the page polls and enables the download.
+    assert exports.write_snapshot(snapshot_id=queued.pk) == "ready"
+    expect(rows.nth(0).get_by_test_id("snapshot-status")).to_have_text("ready", timeout=5_000)
+    link = rows.nth(0).get_by_role("link", name="Download")
+    expect(link).to_have_attribute("href", f"/api/exports/snapshots/{queued.pk}.jsonl")
+    page.get_by_test_id("exports").screenshot(path=str(SCREENS / "snapshots-ready.png"))
+
+    # From the button, through the real worker: a third version, ready by itself.
+    page.get_by_test_id("freeze-prm").click()
+    expect(rows).to_have_count(3)
+    expect(rows.nth(0).get_by_test_id("snapshot-status")).to_have_text("ready", timeout=15_000)
+    expect(rows.nth(0)).to_contain_text("v3")
+    with page.expect_download() as info:
+        rows.nth(0).get_by_role("link", name="Download").click()
+    body = Path(info.value.path()).read_bytes()
+    newest = ExportSnapshot.objects.get(campaign=campaign, version=3)
+    assert hashlib.sha256(body).hexdigest() == newest.sha256
+    assert ExportSnapshot.objects.get(pk=failed.pk).status == "failed"

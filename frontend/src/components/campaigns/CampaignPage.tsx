@@ -1,6 +1,6 @@
 // /dashboard/campaigns/<id>/: progress (always in view), agreement and annotator
 // charts, adjudication, guideline versions, sources and exports of one campaign.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { formatCount, formatRelative } from "../../lib/format";
 import { Markdown } from "../Markdown";
 import { notify } from "../pages/Shell";
@@ -10,7 +10,9 @@ import type { CampaignDetail, CampaignStatus, CampaignsApi, Snapshot } from "./a
 import { GuidelinesEditor, TASK_HELP } from "./CampaignList";
 import { ProgressBar, StatusBadge, TaskChips, errText, useLoad } from "./common";
 import type { ExportKind } from "./shape";
-import { EXPORT_OPTIONS, EXPORT_TEXT, exportOptions, exportUrl, formatBytes, progressParts } from "./shape";
+import {
+  EXPORT_OPTIONS, EXPORT_TEXT, exportOptions, exportUrl, formatBytes, progressParts, snapshotsBusy, snapshotsSettled,
+} from "./shape";
 import { Sources } from "./Sources";
 
 const STATUS_ACTIONS: { status: CampaignStatus; label: string; help: string }[] = [
@@ -191,11 +193,31 @@ function Exports({ c, api }: { c: CampaignDetail; api: CampaignsApi }) {
   const [gold, setGold] = useState(false);
   const snaps = useLoad<Snapshot[] | null>(() => api.snapshots(c.id).catch(() => null), [c.id]);
   const [busy, setBusy] = useState<string | null>(null);
+  const writing = snapshotsBusy(snaps.data);
+  // A worker writes the file after the POST: poll while any snapshot is unwritten.
+  useEffect(() => {
+    if (!writing) return;
+    const h = window.setInterval(() => snaps.reload(), 2_000);
+    return () => window.clearInterval(h);
+  }, [writing, c.id]);
+  // Say when a snapshot this page watched being written ends, either way.
+  const seen = useRef<Snapshot[]>([]);
+  useEffect(() => {
+    if (!snaps.data) return;
+    for (const s of snapshotsSettled(seen.current, snaps.data)) {
+      if (s.status === "ready") {
+        notify("success", `${s.kind.toUpperCase()} snapshot v${s.version} is ready`, `${formatCount(s.records)} records`);
+      } else {
+        notify("error", `${s.kind.toUpperCase()} snapshot v${s.version} failed`, s.error);
+      }
+    }
+    seen.current = snaps.data;
+  }, [snaps.data]);
   const freeze = async (kind: ExportKind) => {
     setBusy(kind);
     try {
       const s = await api.freeze(kind, c.id, exportOptions(kind, opts[kind], gold));
-      notify("success", `${kind.toUpperCase()} snapshot v${s.version} frozen`, `${formatCount(s.records)} records`);
+      notify("info", `${kind.toUpperCase()} snapshot v${s.version} is being written`, "It can be downloaded once it is ready.");
       snaps.reload();
     } catch (e) {
       notify("error", "Could not freeze the export", errText(e));
@@ -247,20 +269,33 @@ function Exports({ c, api }: { c: CampaignDetail; api: CampaignsApi }) {
         <div class="table-wrap snapshots">
           <table class="data-table" data-testid="snapshots-table">
             <caption class="cap">Frozen snapshots</caption>
-            <thead><tr><th scope="col">Kind</th><th scope="col" class="num">Version</th><th scope="col" class="num">Records</th><th scope="col" class="num">Size</th><th scope="col">SHA-256</th><th scope="col">Frozen</th><th /></tr></thead>
+            <thead><tr><th scope="col">Kind</th><th scope="col" class="num">Version</th><th scope="col">Status</th><th scope="col" class="num">Records</th><th scope="col" class="num">Size</th><th scope="col">SHA-256</th><th scope="col">Frozen</th><th /></tr></thead>
             <tbody>
-              {snaps.data.length === 0 && <tr><td colSpan={7} class="muted">None yet: freeze one to get a file that never changes, with its checksum.</td></tr>}
-              {snaps.data.map((s) => (
-                <tr key={s.id}>
-                  <th scope="row">{s.kind.toUpperCase()}</th>
-                  <td class="num">v{s.version}</td>
-                  <td class="num">{formatCount(s.records)}</td>
-                  <td class="num">{formatBytes(s.size_bytes)}</td>
-                  <td><code title={s.sha256}>{s.sha256.slice(0, 12)}…</code></td>
-                  <td class="small muted">{s.created_by}, {formatRelative(s.created_at)}</td>
-                  <td class="actions"><a href={s.download_url} download class="btn small-btn">Download</a></td>
-                </tr>
-              ))}
+              {snaps.data.length === 0 && <tr><td colSpan={8} class="muted">None yet: freeze one to get a file that never changes, with its checksum.</td></tr>}
+              {snaps.data.map((s) => {
+                const ready = s.status === "ready";
+                return (
+                  <tr key={s.id} data-testid="snapshot-row" data-status={s.status}>
+                    <th scope="row">{s.kind.toUpperCase()}</th>
+                    <td class="num">v{s.version}</td>
+                    <td>
+                      <span class={`badge snap-${s.status}`} title={s.error || undefined} data-testid="snapshot-status">
+                        {s.status === "pending" ? "queued" : s.status}
+                      </span>
+                      {s.status === "failed" && <span class="small muted block snap-error">{s.error}</span>}
+                    </td>
+                    <td class="num">{ready ? formatCount(s.records) : "–"}</td>
+                    <td class="num">{ready ? formatBytes(s.size_bytes) : "–"}</td>
+                    <td>{ready ? <code title={s.sha256}>{s.sha256.slice(0, 12)}…</code> : <span class="muted">–</span>}</td>
+                    <td class="small muted">{s.created_by}, {formatRelative(s.created_at)}</td>
+                    <td class="actions">
+                      {ready
+                        ? <a href={s.download_url} download class="btn small-btn" data-testid="snapshot-download">Download</a>
+                        : <button type="button" class="btn small-btn" disabled data-testid="snapshot-download">Download</button>}
+                    </td>
+                  </tr>
+                );
+              })}
             </tbody>
           </table>
         </div>

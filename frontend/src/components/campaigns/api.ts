@@ -183,6 +183,10 @@ export interface ItemDetail {
   adjudication: { value: LabelValue; note: string; adjudicator: string; updated_at: string } | null;
 }
 
+// A Celery worker writes a snapshot after the request that froze it: pending (queued),
+// writing (claimed), then ready (records, size and sha256 filled in) or failed (error).
+export type SnapshotStatus = "pending" | "writing" | "ready" | "failed";
+
 export interface Snapshot {
   id: string;
   kind: string;
@@ -191,8 +195,11 @@ export interface Snapshot {
   records: number;
   size_bytes: number;
   sha256: string;
+  status: SnapshotStatus;
+  error: string;
   created_at: string;
   created_by: string;
+  finished_at: string | null;
   download_url: string;
 }
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Agreement, StepLabelsValue, UnitSpan } from "./api";
 import {
   agreementRows, alphaBand, alphaDomain, campaignFromDraft, EMPTY_DRAFT, exportOptions, exportUrl, firstErrorIndex,
-  nextRating, niceDuration, progressParts, rubricSpread, shortDuration, stripCells,
+  nextRating, niceDuration, progressParts, rubricSpread, shortDuration, snapshotsBusy, snapshotsSettled, stripCells,
 } from "./shape";
 
 const AGREEMENT: Agreement = {
@@ -164,5 +164,25 @@ describe("durations on axes", () => {
     expect(niceDuration(147_000)).toBe(180_000);
     expect(niceDuration(4_000)).toBe(10_000);
     expect([0, 45_000, 90_000, 120_000, 5_400_000].map(shortDuration)).toEqual(["0", "45 s", "1.5 min", "2 min", "1.5 h"]);
+  });
+});
+
+describe("snapshot polling", () => {
+  type Row = { id: string; status: "pending" | "writing" | "ready" | "failed" };
+  const row = (id: string, status: Row["status"]): Row => ({ id, status });
+
+  it("is busy while a snapshot is pending or writing, and not before the list loads", () => {
+    expect(snapshotsBusy(null)).toBe(false);
+    expect(snapshotsBusy([])).toBe(false);
+    expect(snapshotsBusy([row("a", "ready"), row("b", "failed")])).toBe(false);
+    expect(snapshotsBusy([row("a", "ready"), row("b", "pending")])).toBe(true);
+    expect(snapshotsBusy([row("a", "writing")])).toBe(true);
+  });
+
+  it("reports only the snapshots it saw being written that have ended", () => {
+    const before = [row("a", "pending"), row("b", "writing"), row("c", "ready"), row("d", "pending")];
+    const after = [row("new", "ready"), row("a", "ready"), row("b", "failed"), row("c", "ready"), row("d", "writing")];
+    expect(snapshotsSettled(before, after).map((s) => s.id)).toEqual(["a", "b"]);
+    expect(snapshotsSettled([], after)).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@
 // bands, the per-unit label strip, export URLs and form validation. No DOM here.
 import type {
   Agreement, AnnotatorStats, CampaignDetail, LabelValue, NewCampaign, PairwiseValue, RubricValue,
-  StepLabelsValue, TaskType, UnitSpan,
+  Snapshot, StepLabelsValue, TaskType, UnitSpan,
 } from "./api";
 import { RUBRIC_DIMENSIONS, TASK_LABELS } from "./api";
 
@@ -338,6 +338,17 @@ export function exportOptions(kind: ExportKind, options: Record<string, string>,
   }
   if (includeGold) out.include_gold = "true";
   return out;
+}
+
+/** True while a snapshot of the list is still being written: the list is polled until none is. */
+export function snapshotsBusy(list: readonly Pick<Snapshot, "status">[] | null): boolean {
+  return (list ?? []).some((s) => s.status === "pending" || s.status === "writing");
+}
+
+/** The snapshots that were being written in `before` and have since ended (ready or failed). */
+export function snapshotsSettled<T extends Pick<Snapshot, "id" | "status">>(before: readonly T[], after: readonly T[]): T[] {
+  const busy = new Set(before.filter((s) => s.status === "pending" || s.status === "writing").map((s) => s.id));
+  return after.filter((s) => busy.has(s.id) && (s.status === "ready" || s.status === "failed"));
 }
 
 export function formatBytes(n: number): string {
