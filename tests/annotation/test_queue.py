@@ -296,7 +296,9 @@ def test_gold_items_are_mixed_in_and_score_the_annotator(
     off = {**RUBRIC, "correctness": 1, "clarity": 1}
     got = services.submit_label(annotator=carol, assignment_id=b.pk, value=off, time_spent_ms=1)
     assert got.label.gold_score == 0.5
-    assert Item.objects.get(pk=gold.pk).filled == 0
+    # Gold leases count as slots too (so flipping gold keeps the count exact), but the
+    # overlap never closes a gold item.
+    assert Item.objects.get(pk=gold.pk).filled == 2
     # Each annotator sees a gold item only once; then ordinary work comes.
     with mock.patch.object(services._rng, "random", return_value=0.0):
         nxt = services.claim_next(annotator=annotator)
@@ -399,3 +401,83 @@ def test_the_beat_task_expires_leases(campaign: Any, annotator: Any) -> None:
     assert tasks.release_expired_leases() == 1
     assert Assignment.objects.get(pk=a.pk).status == "expired"
     assert Item.objects.get(pk=a.item_id).filled == 0
+
+
+def test_flipping_gold_keeps_slot_counts_exact(
+    admin_user: Any, alice: Any, llm: Any, annotator: Any, carol: Any, dave: Any
+) -> None:
+    c = make_campaign(by=admin_user, task_types=["rubric"], overlap=2, gold_rate=0)
+    make_trace(c, make_prompt(c), user=alice, llm=llm)
+    services.build_items(campaign=c)
+    item = Item.objects.get()
+    services.set_gold(item=item, value=RUBRIC)
+    with mock.patch.object(services._rng, "random", return_value=0.0):
+        c.gold_rate = 0.5
+        c.save()
+        a = services.claim_next(annotator=annotator)
+        b = services.claim_next(annotator=carol)
+    assert a and b and a.item_id == b.item_id == item.pk
+    services.submit_label(annotator=annotator, assignment_id=a.pk, value=RUBRIC, time_spent_ms=1)
+    # Back to ordinary with one label and one live lease: the overlap of 2 is used up.
+    services.set_gold(item=Item.objects.get(pk=item.pk), value=None)
+    assert Item.objects.get(pk=item.pk).filled == 2
+    assert services.claim_next(annotator=dave) is None
+    services.skip_task(annotator=carol, assignment_id=b.pk, reason="unsure")
+    assert Item.objects.get(pk=item.pk).filled == 1
+    got = services.claim_next(annotator=dave)
+    assert got is not None and got.item_id == item.pk
+    services.release_expired_leases(now=timezone.now() + timedelta(days=1))
+    assert Item.objects.get(pk=item.pk).filled == 1
+
+
+def test_a_draft_after_the_lease_ran_out_takes_the_slot_back(campaign: Any, annotator: Any) -> None:
+    services.build_items(campaign=campaign)
+    now = timezone.now()
+    a = services.claim_next(annotator=annotator, now=now)
+    assert a is not None
+    services.release_expired_leases(now=now + timedelta(days=1))
+    saved = services.save_draft(
+        annotator=annotator, assignment_id=a.pk, draft={"kept": True}, time_spent_ms=5
+    )
+    assert saved.status == "leased" and saved.draft == {"kept": True}
+    assert Item.objects.get(pk=a.item_id).filled == 1
+
+
+def test_an_edited_segmentation_must_keep_the_text(
+    admin_user: Any, alice: Any, llm: Any, annotator: Any
+) -> None:
+    c = make_campaign(by=admin_user, task_types=["step_labels"], overlap=1, gold_rate=0)
+    trace = make_trace(c, make_prompt(c), user=alice, llm=llm)
+    services.build_items(campaign=c)
+    a = services.claim_next(annotator=annotator)
+    assert a is not None
+    default = step_value(a.item)["units"]
+    start, end = default[0]["start"], default[-2]["end"]
+    n = len(trace.response.reasoning)
+    assert end == n or not trace.response.reasoning[end:].strip()
+
+    def labels(units: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "units": units,
+            "segmentation_edited": True,
+            "steps": [{"rating": 1}] * len(units),
+            "finish_reason": "solution",
+        }
+
+    answer = {"start": 0, "end": 0, "answer": True}
+    for bad in (
+        [{"start": start, "end": start + 5}, answer],  # drops most of the text
+        [{"start": start, "end": end}],  # no answer unit
+        [{"start": start + 3, "end": end}, answer],  # starts late
+        [{"start": start, "end": start + 10}, {"start": start + 20, "end": end}, answer],
+    ):
+        with pytest.raises(ArborError) as err:
+            services.submit_label(
+                annotator=annotator, assignment_id=a.pk, value=labels(bad), time_spent_ms=1
+            )
+        assert err.value.code == "invalid_request", bad
+    mid = default[0]["end"]
+    split = [{"start": start, "end": mid - 3}, {"start": mid - 3, "end": end}, answer]
+    services.submit_label(
+        annotator=annotator, assignment_id=a.pk, value=labels(split), time_spent_ms=1
+    )

@@ -7,7 +7,12 @@ Locking rules (see also models.py):
   different rows or the second one see the slot gone. Expiry and skip give slots back.
 - An assignment leaves `leased` at most once: every transition is an UPDATE conditioned
   on `status = 'leased'` (or a `SELECT … FOR UPDATE` of the row in `submit_label`).
-- Gold items are served to every annotator and never touch `filled`.
+- Every lease counts in `filled`, gold or not (the claim ignores it for gold items,
+  which go to everyone), so expiry and skip always give back exactly what a lease took
+  and `set_gold` can flip an item either way by recounting under the item's row lock.
+- A claim serialises per annotator with a transaction-scoped advisory lock (not the
+  user row, which logins update); the lease sweep takes rows in id order, skipping
+  locked ones, so it never deadlocks with a claim or a submit.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ MAX_TIME_MS = 24 * 3600 * 1000
 MAX_PAIRS_PER_PROMPT = 6
 
 _rng = random.SystemRandom()
+# Advisory lock namespace of claims (the second key is the annotator's id).
+_CLAIM_LOCK = 0x4152
 
 
 def _now(now: datetime | None) -> datetime:
@@ -225,6 +232,14 @@ def validate_value(*, item: Item, value: Any, swapped: bool | None = None) -> di
                 "invalid_request",
                 "units: differ from the trace's steps; set segmentation_edited to send your own.",
             )
+        if labels.segmentation_edited and not _regroups(
+            mine=mine, default=default, text=trace.response.reasoning
+        ):
+            raise ArborError(
+                "invalid_request",
+                "units: an edited segmentation may merge and split the trace's steps, but "
+                "must cover the same text and end with the answer.",
+            )
         return labels.model_dump()
     if item.task_type == TaskType.RUBRIC:
         return _parse(Rubric, value).model_dump()
@@ -232,6 +247,39 @@ def validate_value(*, item: Item, value: Any, swapped: bool | None = None) -> di
         return _parse(Pairwise, value).model_dump()
     screen: PairwiseScreen = _parse(PairwiseScreen, value)
     return screen.canonical(swapped=swapped).model_dump()
+
+
+def _regroups(
+    *, mine: list[tuple[int, int, bool]], default: list[tuple[int, int, bool]], text: str
+) -> bool:
+    """Return whether `mine` is a merge/split of `default`: the same text, nothing dropped.
+
+    Both list character ranges in order (the answer last). Merging may swallow the
+    whitespace between steps and a split may leave some out, so the test is that every
+    default range lies inside the union of the edited ones (joined across whitespace),
+    and the edited ones start and end where the default does.
+    """
+    if mine[-1][2] != default[-1][2] or any(a for *_, a in mine[:-1]):
+        return False
+    edited = [(s, e) for s, e, a in mine if not a]
+    steps = [(s, e) for s, e, a in default if not a]
+    if not steps:
+        return not edited
+    if not edited or edited[0][0] != steps[0][0] or edited[-1][1] != steps[-1][1]:
+        return False
+    union: list[list[int]] = []
+    for s, e in edited:
+        if union and (s <= union[-1][1] or not text[union[-1][1] : s].strip()):
+            union[-1][1] = max(union[-1][1], e)
+        else:
+            union.append([s, e])
+    i = 0
+    for s, e in steps:
+        while i < len(union) and union[i][1] < e:
+            i += 1
+        if i == len(union) or union[i][0] > s:
+            return False
+    return True
 
 
 def gold_score(*, task_type: str, value: dict[str, Any], gold: dict[str, Any]) -> float:
@@ -259,12 +307,15 @@ def gold_score(*, task_type: str, value: dict[str, Any], gold: dict[str, Any]) -
 
 def set_gold(*, item: Item, value: dict[str, Any] | None) -> Item:
     """Make an item gold with its expected label, or (value None) ordinary again."""
-    if value is None:
-        item.is_gold, item.gold_value = False, None
-    else:
-        item.gold_value = validate_value(item=item, value=value)
-        item.is_gold = True
-    item.save(update_fields=["is_gold", "gold_value"])
+    stored = None if value is None else validate_value(item=item, value=value)
+    with transaction.atomic():
+        Item.objects.select_for_update().filter(pk=item.pk).first()
+        item.is_gold, item.gold_value = stored is not None, stored
+        # Recount the slots from the assignments, so the flip keeps `filled` exact.
+        item.filled = Assignment.objects.filter(
+            item=item, status__in=(Assignment.Status.LEASED, Assignment.Status.SUBMITTED)
+        ).count()
+        item.save(update_fields=["is_gold", "gold_value", "filled"])
     return item
 
 
@@ -328,7 +379,8 @@ def claim_next(
     now = _now(now)
     with transaction.atomic():
         # One claim at a time per annotator (two tabs asking at once get the same task).
-        User.objects.select_for_update().filter(pk=annotator.pk).first()
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_CLAIM_LOCK, annotator.pk])
         return _claim(annotator=annotator, campaign_id=campaign_id, now=now)
 
 
@@ -352,6 +404,7 @@ def _claim(*, annotator: User, campaign_id: UUID | None, now: datetime) -> Assig
         release_expired_leases(now=now, campaign_id=campaign.pk)
         gold = _unseen_gold(campaign=campaign, user=annotator) if campaign.gold_rate else None
         if gold is not None and _rng.random() < campaign.gold_rate:
+            Item.objects.filter(pk=gold.pk).update(filled=F("filled") + 1)
             return _lease(
                 item_id=gold.pk,
                 campaign=campaign,
@@ -418,17 +471,35 @@ def save_draft(
     now = _now(now)
     if len(json.dumps(draft, separators=(",", ":")).encode()) > MAX_DRAFT_BYTES:
         raise ArborError("too_large", f"A draft is limited to {MAX_DRAFT_BYTES // 1024} KB.")
-    assignment = _mine(annotator=annotator, assignment_id=assignment_id)
-    updated = Assignment.objects.filter(pk=assignment.pk, status=Assignment.Status.LEASED).update(
-        draft=draft,
-        draft_saved_at=now,
-        time_spent_ms=_clamp_time(time_spent_ms),
-        leased_until=now + timedelta(seconds=assignment.campaign.lease_seconds),
-    )
-    if not updated:
-        raise ArborError("conflict", f"This task is already {assignment.status}.")
+    with transaction.atomic():
+        assignment = _mine(annotator=annotator, assignment_id=assignment_id, lock=True)
+        if assignment.status == Assignment.Status.EXPIRED:
+            # The annotator is back after the lease ran out: take the slot again if the
+            # item still has one, so nothing typed is lost.
+            if not _retake(item=assignment.item):
+                raise ArborError(
+                    "conflict", "Your lease on this task expired and others completed it."
+                )
+        elif assignment.status != Assignment.Status.LEASED:
+            raise ArborError("conflict", f"This task is already {assignment.status}.")
+        Assignment.objects.filter(pk=assignment.pk).update(
+            status=Assignment.Status.LEASED,
+            finished_at=None,
+            draft=draft,
+            draft_saved_at=now,
+            time_spent_ms=_clamp_time(time_spent_ms),
+            leased_until=now + timedelta(seconds=assignment.campaign.lease_seconds),
+        )
     assignment.refresh_from_db()
     return assignment
+
+
+def _retake(*, item: Item) -> bool:
+    """Take a slot of the item again for an expired lease; False when it has none left."""
+    room = Item.objects.filter(pk=item.pk)
+    if not item.is_gold:
+        room = room.filter(filled__lt=item.campaign.overlap)
+    return bool(room.update(filled=F("filled") + 1))
 
 
 @dataclass(frozen=True)
@@ -460,9 +531,7 @@ def submit_label(
         )
         stored = validate_value(item=item, value=value, swapped=assignment.swapped)
         if assignment.status == Assignment.Status.EXPIRED:
-            retaken = item.is_gold or Item.objects.filter(
-                pk=item.pk, filled__lt=item.campaign.overlap
-            ).update(filled=F("filled") + 1)
+            retaken = _retake(item=item)
             if not retaken:
                 raise ArborError(
                     "conflict", "Your lease on this task expired and others completed it."
@@ -514,20 +583,23 @@ def skip_task(
         ).update(status=Assignment.Status.SKIPPED, skip_reason=reason[:500], finished_at=now)
         if not updated:
             raise ArborError("conflict", f"This task is already {assignment.status}.")
-        Item.objects.filter(pk=assignment.item_id, is_gold=False).update(filled=F("filled") - 1)
+        Item.objects.filter(pk=assignment.item_id, filled__gt=0).update(filled=F("filled") - 1)
 
 
 _EXPIRE_SQL = """
 WITH expired AS (
-    UPDATE annotation_assignment a SET status = 'expired', finished_at = %(now)s
-    FROM annotation_item i
-    WHERE a.item_id = i.id AND a.status = 'leased' AND a.leased_until <= %(now)s
-      {campaign_filter}
-    RETURNING a.item_id, i.is_gold
+    UPDATE annotation_assignment SET status = 'expired', finished_at = %(now)s
+    WHERE id IN (
+        SELECT id FROM annotation_assignment
+        WHERE status = 'leased' AND leased_until <= %(now)s {campaign_filter}
+        ORDER BY id
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING item_id
 ), counts AS (
-    SELECT item_id, count(*) AS n FROM expired WHERE NOT is_gold GROUP BY item_id
+    SELECT item_id, count(*) AS n FROM expired GROUP BY item_id
 ), released AS (
-    UPDATE annotation_item SET filled = filled - counts.n
+    UPDATE annotation_item SET filled = GREATEST(filled - counts.n, 0)
     FROM counts WHERE annotation_item.id = counts.item_id
     RETURNING 1
 )
@@ -539,7 +611,7 @@ def release_expired_leases(*, now: datetime | None = None, campaign_id: UUID | N
     """Expire leases past their time and give their slots back; return how many."""
     now = _now(now)
     sql = _EXPIRE_SQL.format(
-        campaign_filter="AND a.campaign_id = %(campaign)s" if campaign_id else ""
+        campaign_filter="AND campaign_id = %(campaign)s" if campaign_id else ""
     )
     with connection.cursor() as cur:
         cur.execute(sql, {"now": now, "campaign": campaign_id})
