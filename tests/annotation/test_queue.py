@@ -481,3 +481,12 @@ def test_an_edited_segmentation_must_keep_the_text(
     services.submit_label(
         annotator=annotator, assignment_id=a.pk, value=labels(split), time_spent_ms=1
     )
+
+
+def test_an_annotator_with_work_cannot_be_deleted(campaign: Any, annotator: Any) -> None:
+    from django.db.models import ProtectedError
+
+    services.build_items(campaign=campaign)
+    assert services.claim_next(annotator=annotator) is not None
+    with pytest.raises(ProtectedError):
+        annotator.delete()

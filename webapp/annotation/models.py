@@ -186,7 +186,7 @@ class Assignment(models.Model):
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="assignments")
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
     annotator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments"
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.LEASED)
     leased_until = models.DateTimeField()
@@ -219,8 +219,9 @@ class Label(models.Model):
     assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="label")
     item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="labels")
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="labels")
+    # PROTECT: deleting an annotator would silently change exports; deactivate instead.
     annotator = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotation_labels"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotation_labels"
     )
     task_type = models.CharField(max_length=16, choices=TaskType.choices)
     guideline = models.ForeignKey(Guideline, on_delete=models.PROTECT, related_name="+")
