@@ -812,6 +812,7 @@ def reserve_snapshot(
 
 
 def _enqueue_write(snapshot: ExportSnapshot) -> None:
+    # Imported here: the tasks module imports this one.
     from webapp.annotation.tasks import write_snapshot as task
 
     try:
