@@ -217,3 +217,33 @@ def test_batch_conversations_stay_out_of_the_sidebar(alice: Any, llm: Any) -> No
     client.force_login(alice)
     ids = [c["id"] for c in client.get("/api/conversations").json()["items"]]
     assert ids == [str(chat.conversation_id)]
+
+
+def test_opting_out_withdraws_unlabelled_work_and_exports(
+    campaign: Any, admin_user: Any, shared: Any, annotator: Any, llm: Any
+) -> None:
+    from tests.annotation.helpers import RUBRIC, add_label
+    from webapp.annotation import exports
+
+    for n in range(3):
+        answer(shared, llm, f"Question {n}")
+    assert add(campaign, admin_user) == 3
+    items = list(Item.objects.filter(campaign=campaign).order_by("id"))
+    assert len(items) == 3
+    add_label(items[0], annotator, RUBRIC)
+    Item.objects.filter(pk=items[0].pk).update(submitted=1, filled=1)
+    opts = exports.parse_options(kind="kto", params={})
+
+    def exported() -> int:
+        return sum(
+            len(c) for c in exports.iter_export_chunks(campaign=campaign, kind="kto", options=opts)
+        )
+
+    assert exported() == 1
+    set_preferences(user=shared, share_for_annotation=False)
+    # The unlabelled items and their traces are gone; the labelled one stays, unexported.
+    assert list(Item.objects.filter(campaign=campaign)) == [items[0]]
+    assert Trace.objects.filter(campaign=campaign).count() == 1
+    assert exported() == 0
+    set_preferences(user=shared, share_for_annotation=True)
+    assert exported() == 1

@@ -153,4 +153,8 @@ def set_preferences(*, user: User, share_for_annotation: bool | None = None) -> 
     if share_for_annotation is not None and share_for_annotation != profile.share_for_annotation:
         profile.share_for_annotation = share_for_annotation
         profile.save(update_fields=["share_for_annotation", "updated_at"])
+        if not share_for_annotation:
+            from webapp.annotation.sources import withdraw_user
+
+            withdraw_user(user_id=user.pk)
     return profile

@@ -89,6 +89,7 @@ from webapp.annotation.models import (
     Trace,
 )
 from webapp.annotation.schemas import Pairwise, Rubric, StepLabels, Unit
+from webapp.annotation.sources import withdrawn_traces
 from webapp.chat.models import Response
 from webapp.common.errors import ArborError
 from webapp.serving.models import LLM, Endpoint
@@ -616,6 +617,9 @@ def _item_chunks(
     qs = Item.objects.filter(campaign=campaign, task_type__in=task_types)
     if not options.include_gold:
         qs = qs.filter(is_gold=False)
+    # Answers whose author stopped sharing are no longer exported (sources.withdraw_user).
+    withdrawn = withdrawn_traces()
+    qs = qs.exclude(trace_a__in=withdrawn).exclude(trace_b__in=withdrawn)
     joins = _trace_joins("trace_a") + (_trace_joins("trace_b") if kind == "dpo" else [])
     qs = qs.select_related(*joins, "adjudication").prefetch_related(_labels_prefetch())
     build = _BUILDERS[kind]
@@ -632,9 +636,11 @@ def _completed(item: Item) -> bool:
 def _sft_chunks(
     *, campaign: Campaign, options: SftOptions, chunk_size: int
 ) -> Iterator[list[Record]]:
-    qs = Trace.objects.filter(
-        campaign=campaign, response__status=Response.Status.COMPLETED
-    ).select_related("prompt", "response")
+    qs = (
+        Trace.objects.filter(campaign=campaign, response__status=Response.Status.COMPLETED)
+        .exclude(pk__in=withdrawn_traces())
+        .select_related("prompt", "response")
+    )
     reg = Registry()
     judged_types = (TaskType.STEP_LABELS, TaskType.RUBRIC)
     for traces in _keyset(qs, chunk_size):

@@ -6,6 +6,9 @@ a later turn's answer depends on earlier turns the annotators would not see. The
 prompt is the user message's text; nothing of the author (name, id, conversation title)
 is copied: the Trace links to the response, and the annotation selectors never show
 its user. Gateway and batch conversations are not chats and are never picked.
+
+Opting out later withdraws the user's answers (`withdraw_user`): unlabelled work is
+removed, labelled work is kept but no longer exported.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 
 from inference.grading import grade
-from webapp.annotation.models import Campaign, Prompt, Trace
+from webapp.annotation.models import Campaign, Item, Prompt, Trace
 from webapp.chat.models import Conversation, Response
 from webapp.common.errors import ArborError
 from webapp.serving.models import LLM
@@ -123,3 +126,28 @@ def add_conversation_traces(
 
         build_items_locked(campaign_id=campaign.pk)
     return added
+
+
+def withdraw_user(*, user_id: int) -> int:
+    """Take a user's answers out of the campaigns after they stopped sharing.
+
+    Unlabelled items of their traces go (with any lease on them), and so do traces left
+    without items; labelled work stays, as the annotators' record, but exports leave it
+    out from now on (`withdrawn_traces`). Return how many traces were removed.
+    """
+    mine = Trace.objects.filter(source=Trace.Source.CONVERSATION, response__user_id=user_id)
+    with transaction.atomic():
+        Item.objects.filter(
+            Q(trace_a__in=mine) | Q(trace_b__in=mine), submitted=0, labels__isnull=True
+        ).delete()
+        has_items = Item.objects.filter(Q(trace_a=OuterRef("pk")) | Q(trace_b=OuterRef("pk")))
+        removed, _ = mine.annotate(used=Exists(has_items)).filter(used=False).delete()
+    return int(removed)
+
+
+def withdrawn_traces() -> Any:
+    """Return a queryset of trace ids whose author has stopped sharing (for exclusion)."""
+    return Trace.objects.filter(
+        source=Trace.Source.CONVERSATION,
+        response__user__profile__share_for_annotation=False,
+    ).values("pk")
