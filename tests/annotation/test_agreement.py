@@ -102,3 +102,52 @@ def test_rubric_per_dimension_and_gold_is_left_out(
     assert got["correctness"]["raw"] == 0.5
     assert got["correctness"]["items"] == 2
     assert got["clarity"] == {"alpha": None, "raw": 1.0, "items": 2}
+
+
+def test_the_campaign_page_reuses_agreement_until_labels_change(
+    admin_user: Any, alice: Any, llm: Any, annotator: Any, carol: Any, monkeypatch: Any
+) -> None:
+    from django.test import Client
+
+    from webapp.annotation import agreement
+
+    c = make_campaign(by=admin_user, task_types=["rubric"], overlap=3, gold_rate=0)
+    make_trace(c, make_prompt(c), user=alice, llm=llm)
+    make_trace(c, make_prompt(c, text="q2"), user=alice, llm=llm)
+    services.build_items(campaign=c)
+    first, second = Item.objects.filter(campaign=c).order_by("id")
+    add_label(first, annotator, RUBRIC)
+    add_label(first, carol, {**RUBRIC, "clarity": 1})
+    calls: list[Any] = []
+    real = agreement.campaign_agreement
+
+    def spy(*, campaign: Any) -> Any:
+        calls.append(campaign.pk)
+        return real(campaign=campaign)
+
+    monkeypatch.setattr(agreement, "campaign_agreement", spy)
+    staff = Client()
+    staff.force_login(admin_user)
+
+    def detail() -> Any:
+        r = staff.get(f"/api/admin/campaigns/{c.pk}")
+        assert r.status_code == 200
+        return r.json()["agreement"]
+
+    before = detail()
+    assert detail() == before and len(calls) == 1
+    # A new label: recomputed, and the numbers say so.
+    add_label(first, admin_user, RUBRIC)
+    after = detail()
+    assert len(calls) == 2 and after["rubric"]["clarity"] != before["rubric"]["clarity"]
+    assert detail() == after and len(calls) == 2
+    # An item turning gold drops its labels from the numbers: recomputed.
+    services.set_gold(item=second, value=RUBRIC)
+    detail()
+    assert len(calls) == 3
+    # An adjudication (and its later edit) changes the fingerprint too.
+    services.adjudicate(by=admin_user, item=first, value=RUBRIC)
+    detail()
+    assert len(calls) == 4
+    detail()
+    assert len(calls) == 4

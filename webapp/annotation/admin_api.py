@@ -19,7 +19,7 @@ from pydantic import ValidationError as PydanticValidationError
 from webapp.accounts.permissions import staff_user
 from webapp.annotation import batch as batches
 from webapp.annotation import selectors, services, sources
-from webapp.annotation.agreement import campaign_agreement
+from webapp.annotation.agreement import cached_campaign_agreement
 from webapp.annotation.models import (
     Adjudication,
     Assignment,
@@ -291,7 +291,7 @@ def _items_by_type(campaign: Campaign) -> dict[str, dict[str, int]]:
 
 
 def _detail(campaign: Campaign) -> dict[str, Any]:
-    agreement = campaign_agreement(campaign=campaign)
+    agreement = cached_campaign_agreement(campaign=campaign)
     per_annotator = {row["annotator_id"]: row for row in agreement.get("per_annotator", [])}
     annotators = []
     for row in selectors.annotator_stats(campaign=campaign):

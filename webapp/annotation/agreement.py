@@ -15,6 +15,7 @@ both, as the research notes recommend. Gold items are left out (they score annot
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Hashable, Sequence
@@ -23,8 +24,11 @@ from typing import Any, Literal
 
 import krippendorff
 import numpy as np
+from django.contrib.postgres.aggregates import ArrayAgg
+from django.core.cache import cache
+from django.db.models import Count, Max, OuterRef, Subquery
 
-from webapp.annotation.models import Campaign, Label, TaskType
+from webapp.annotation.models import Adjudication, Campaign, Item, Label, TaskType
 
 RUBRIC_DIMENSIONS = ("correctness", "soundness", "efficiency", "clarity")
 PAIRWISE_CHOICES = ("a", "b", "tie", "both_bad")
@@ -197,3 +201,55 @@ def campaign_agreement(*, campaign: Campaign) -> dict[str, Any]:
 
 def _share(results: list[int] | None) -> float | None:
     return round(sum(results) / len(results), 4) if results else None
+
+
+# A safety net only: a fingerprint change is what makes a cached result stale.
+AGREEMENT_CACHE_SECONDS = 6 * 3600
+
+
+def _per_campaign(rows: Any, field: Any, *, by: str = "campaign") -> Subquery:
+    # One aggregate over a campaign's rows, as a subquery (no join fan-out).
+    return Subquery(rows.order_by().values(by).annotate(v=field).values("v")[:1])
+
+
+def agreement_fingerprint(*, campaign: Campaign) -> str:
+    """Return a cheap digest of what the agreement depends on, in one query.
+
+    Labels are only ever added or deleted (ids grow), so their count and highest id
+    change with any write; the gold item ids catch an item turning gold or ordinary
+    (gold items are left out of the numbers); adjudications by count and last update.
+    """
+    labels = Label.objects.filter(campaign=OuterRef("pk"))
+    adjudications = Adjudication.objects.filter(item__campaign=OuterRef("pk"))
+    row = (
+        Campaign.objects.filter(pk=campaign.pk)
+        .annotate(
+            n_labels=_per_campaign(labels, Count("id")),
+            top_label=_per_campaign(labels, Max("id")),
+            gold=_per_campaign(
+                Item.objects.filter(campaign=OuterRef("pk"), is_gold=True),
+                ArrayAgg("id", order_by="id"),
+            ),
+            n_adjudications=_per_campaign(adjudications, Count("id"), by="item__campaign"),
+            adjudicated_at=_per_campaign(adjudications, Max("updated_at"), by="item__campaign"),
+        )
+        .values_list("n_labels", "top_label", "gold", "n_adjudications", "adjudicated_at")
+        .get()
+    )
+    text = repr(tuple(v.isoformat() if hasattr(v, "isoformat") else v for v in row))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def cached_campaign_agreement(*, campaign: Campaign) -> dict[str, Any]:
+    """Return `campaign_agreement`, recomputed only when its labels or adjudications changed.
+
+    The campaign page polls its detail; without this every poll of every open tab would
+    reload every label and rerun alpha.
+    """
+    key = f"annotation:agreement:{campaign.pk}:{agreement_fingerprint(campaign=campaign)}"
+    hit = cache.get(key)
+    if hit is not None:
+        return dict(hit)
+    value = campaign_agreement(campaign=campaign)
+    cache.set(key, value, AGREEMENT_CACHE_SECONDS)
+    return value
