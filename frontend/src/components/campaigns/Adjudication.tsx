@@ -4,6 +4,7 @@
 // final label (take one annotator's, or edit), clear it, or mark the item gold.
 import { useEffect, useRef, useState } from "preact/hooks";
 import { formatRelative } from "../../lib/format";
+import { unitText } from "../annotate/model";
 import { notify } from "../pages/Shell";
 import type {
   CampaignsApi, Disagreement, ItemDetail, LabelValue, PairwiseValue, RubricValue, StepLabelsValue, TraceView, UnitSpan,
@@ -51,7 +52,7 @@ function UnitAxis({ units }: { units: UnitSpan[] }) {
 
 // ---- trace text ----------------------------------------------------------------------------
 
-function TraceText({ trace, active, onUnit, title }: { trace: TraceView; active: number | null; onUnit?: (i: number) => void; title: string }) {
+export function TraceText({ trace, active, onUnit, title }: { trace: TraceView; active: number | null; onUnit?: (i: number) => void; title: string }) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     if (active === null) return;
@@ -70,7 +71,8 @@ function TraceText({ trace, active, onUnit, title }: { trace: TraceView; active:
             <li key={i} data-unit={i} class={`tu${active === i ? " active" : ""}${u.answer ? " ans" : ""}`}
               onClick={() => onUnit?.(i)}>
               <span class="tu-n" aria-hidden="true">{u.answer ? "A" : i + 1}</span>
-              <span class="tu-text">{(u.answer ? trace.content : trace.reasoning.slice(u.start, u.end)).trim()}</span>
+              {/* Unit offsets are Python code points, not UTF-16 indices. */}
+              <span class="tu-text">{unitText(trace, u).trim()}</span>
             </li>
           ))}
         </ol>
