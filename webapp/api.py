@@ -27,12 +27,15 @@ class ApiKeyAuth(HttpBearer):
         return user
 
 
-# Session auth checks CSRF on unsafe methods; bearer keys need none.
+# Session auth checks CSRF on unsafe methods; bearer keys need none. The bearer
+# check comes first: ninja stops at an auth method that raises, and the session's
+# CSRF refusal would otherwise answer every scripted POST before its key is read.
+# Without an Authorization header the bearer check passes the request on.
 api = NinjaAPI(
     title="Arbor API",
     version="1",
     description="Conversations, responses and models of Arbor. See spec/http-api.md.",
-    auth=[SessionAuth(csrf=True), ApiKeyAuth()],
+    auth=[ApiKeyAuth(), SessionAuth(csrf=True)],
     urls_namespace="api",
     docs_url="/docs",
     openapi_url="/openapi.json",

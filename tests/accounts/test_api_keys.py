@@ -83,3 +83,22 @@ def test_command_for_unknown_user_fails(db: None) -> None:
     with pytest.raises(CommandError, match="nobody"):
         call_command("create_api_key", "nobody", stdout=StringIO())
     assert not ApiKey.objects.exists()
+
+
+def test_a_key_writes_without_csrf_and_a_session_still_needs_it(
+    alice: Any, admin_user: Any
+) -> None:
+    """With CSRF checks on, as in the real server: a key is not a cookie, so no token."""
+    _, raw = create_api_key(user=admin_user, name="script")
+    scripted = Client(enforce_csrf_checks=True, HTTP_AUTHORIZATION=f"Bearer {raw}")
+    made = scripted.post("/api/me/keys", {"name": "from a script"}, content_type="application/json")
+    assert made.status_code in (200, 201), made.content
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(alice)
+    refused = browser.post("/api/me/keys", {"name": "no token"}, content_type="application/json")
+    assert refused.status_code == 403
+    # A wrong key does not slip past CSRF either: it falls through to the session check.
+    browser.defaults["HTTP_AUTHORIZATION"] = "Bearer not-a-key"
+    assert browser.post(
+        "/api/me/keys", {"name": "x"}, content_type="application/json"
+    ).status_code in (401, 403)
