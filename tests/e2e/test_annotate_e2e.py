@@ -145,6 +145,13 @@ def test_annotator_labels_steps_with_the_keyboard_then_a_pair_and_the_admin_expo
         expect(units(page).nth(i)).to_have_attribute("data-locked", "true")
     expect(page.get_by_test_id("finish-found_error")).to_be_checked()
     expect(page.get_by_test_id("progress")).to_contain_text("3/3")
+    # The rest is sent unrated, so "solution" is out: disabled, said why, and "f" passes it by.
+    expect(page.get_by_test_id("finish-solution")).to_be_disabled()
+    expect(page.get_by_test_id("solution-hint")).to_contain_text("the rest is locked")
+    press(page, "f")
+    expect(page.get_by_test_id("finish-bad_problem")).to_be_checked()
+    press(page, "f", "f")
+    expect(page.get_by_test_id("finish-found_error")).to_be_checked()
 
     # The draft is saved, and a reload brings it back.
     expect(page.get_by_test_id("save-state")).to_have_text("Saved", timeout=10_000)

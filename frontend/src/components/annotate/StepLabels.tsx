@@ -9,7 +9,7 @@ import { LazyMarkdown } from "./LazyMarkdown";
 import type { LUnit, Rating, StepAction, StepMark, StepState, Tag, TraceView } from "./model";
 import {
   FINISH_LABEL, FINISH_REASONS, RATING_LABEL, TAGS, TAG_LABEL, cpToUtf16, finishReason, firstError, lockedFrom,
-  ratedCount, splitPoints, unitText, utf16ToCp,
+  ratedCount, solutionBlocked, splitPoints, unitText, utf16ToCp,
 } from "./model";
 
 /** Steps longer than this start folded. */
@@ -281,6 +281,7 @@ export function StepControls({ s, dispatch }: { s: StepState; dispatch: (a: Step
   const reason = finishReason(s);
   const { rated, total } = ratedCount(s);
   const fe = firstError(s);
+  const noSolution = solutionBlocked(s);
   return (
     <div class="wb-controls">
       <label class="wb-check">
@@ -293,13 +294,22 @@ export function StepControls({ s, dispatch }: { s: StepState; dispatch: (a: Step
       </label>
       <fieldset class="wb-finish">
         <legend>Finish reason <span class="muted small">(f)</span></legend>
-        {FINISH_REASONS.map((r) => (
-          <label key={r} class={`wb-radio${reason === r ? " on" : ""}`}>
-            <input type="radio" name="finish" value={r} checked={reason === r} data-testid={`finish-${r}`}
-              onChange={() => dispatch({ type: "finish", reason: r })} />
-            <span>{FINISH_LABEL[r]}</span>
-          </label>
-        ))}
+        {FINISH_REASONS.map((r) => {
+          const off = r === "solution" && noSolution !== null && reason !== "solution";
+          return (
+            <label key={r} class={`wb-radio${reason === r ? " on" : ""}${off ? " off" : ""}`} title={off ? noSolution : undefined}>
+              <input type="radio" name="finish" value={r} checked={reason === r} data-testid={`finish-${r}`} disabled={off}
+                aria-describedby={off ? "wb-no-solution" : undefined}
+                onChange={() => dispatch({ type: "finish", reason: r })} />
+              <span>{FINISH_LABEL[r]}</span>
+            </label>
+          );
+        })}
+        {noSolution && (reason === "solution" || lockedFrom(s) < s.units.length) && (
+          <p id="wb-no-solution" class={`small ${reason === "solution" ? "warn" : "muted"} wb-finish-hint`} data-testid="solution-hint">
+            {noSolution}
+          </p>
+        )}
         {s.finish && (
           <button type="button" class="ghost small" onClick={() => dispatch({ type: "finish", reason: null })}>
             Derive it from the ratings

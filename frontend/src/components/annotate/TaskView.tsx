@@ -4,7 +4,7 @@ import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks"
 import { notify } from "../pages/Shell";
 import { IconClock } from "../icons";
 import type { AnnotateApi } from "./api";
-import { describeError } from "./api";
+import { describeError, draftFailure } from "./api";
 import type { Command, Mode } from "./keys";
 import { commandFor, isTyping, shortcutSheet } from "./keys";
 import { LazyMarkdown } from "./LazyMarkdown";
@@ -23,7 +23,7 @@ const AUTOSAVE_MS = 1200;
 const HEARTBEAT_MS = 60_000;
 const SKIP_REASONS = ["I can't judge this problem", "The trace is unreadable or broken", "The task is a duplicate"];
 
-type Save = "saved" | "dirty" | "saving" | "error";
+type Save = "saved" | "dirty" | "saving" | "error" | "lost";
 
 /** Active time on the task: counts only while the tab is visible. */
 function useActiveTime(initialMs: number): { get: () => number; shown: number } {
@@ -69,6 +69,9 @@ export function TaskView({ task, api, onDone, onLeave, flash }: {
   labelRef.current = label;
   const dirty = useRef(false);
   const done = useRef(false);
+  // After a 409 on a draft save the task is not ours any more: no more saves, one toast.
+  const lost = useRef(false);
+  const lastSaveError = useRef<string | null>(null);
   const trace = task.traces[0];
 
   // ---- dispatch ----
@@ -101,18 +104,21 @@ export function TaskView({ task, api, onDone, onLeave, flash }: {
 
   // ---- saving ----
   const saveNow = useCallback(async () => {
-    if (done.current) return;
+    if (done.current || lost.current) return;
     dirty.current = false;
     setSave("saving");
     try {
       const r = await api.saveDraft(task.id, draftOf(labelRef.current), time.get());
       leaseAt.current = performance.now() + r.lease_seconds_left * 1000;
       setLeaseLeft(r.lease_seconds_left);
+      lastSaveError.current = null;
       setSave(dirty.current ? "dirty" : "saved");
     } catch (e) {
-      setSave("error");
-      const d = describeError(e, "save the draft");
-      notify("error", d.title, d.message);
+      const f = draftFailure(e, lastSaveError.current);
+      lastSaveError.current = f.key;
+      lost.current = f.lost;
+      setSave(f.lost ? "lost" : "error");
+      if (f.toast) notify("error", f.toast.title, f.toast.message);
     }
   }, [task.id]);
 
@@ -122,6 +128,7 @@ export function TaskView({ task, api, onDone, onLeave, flash }: {
       first.current = false;
       return;
     }
+    if (lost.current) return;
     dirty.current = true;
     setSave("dirty");
     const h = window.setTimeout(() => void saveNow(), AUTOSAVE_MS);
@@ -131,7 +138,7 @@ export function TaskView({ task, api, onDone, onLeave, flash }: {
   useEffect(() => {
     // Leaving or hiding the tab saves at once; a heartbeat keeps the lease and the time.
     const flush = () => {
-      if (done.current) return;
+      if (done.current || lost.current) return;
       api.saveDraftOnExit(task.id, draftOf(labelRef.current), time.get());
       dirty.current = false;
     };
@@ -357,7 +364,7 @@ export function TaskView({ task, api, onDone, onLeave, flash }: {
           </span>
           {flash && <span class="wb-flash" role="status">✓ {flash}</span>}
           <span class={`wb-save s-${save}`} data-testid="save-state" aria-live="polite">
-            {save === "saved" ? "Saved" : save === "saving" ? "Saving…" : save === "dirty" ? "Unsaved" : "Not saved"}
+            {save === "saved" ? "Saved" : save === "saving" ? "Saving…" : save === "dirty" ? "Unsaved" : save === "lost" ? "Not saved: lease expired" : "Not saved"}
           </span>
         </div>
         <div class="wb-actions">

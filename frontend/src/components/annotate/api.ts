@@ -65,7 +65,7 @@ export class AnnotateApi {
 export function describeError(e: unknown, doing: string): { title: string; message: string } {
   if (e instanceof ApiError) {
     if (e.code === "conflict")
-      return { title: "Your lease expired or the task moved on", message: `${e.message} Your draft is kept; load the next task.` };
+      return { title: "Your lease expired or the task moved on", message: `${e.message} Load the next task.` };
     if (e.code === "invalid_request") return { title: `The label was not accepted`, message: e.message };
     if (e.code === "too_large") return { title: "Too large", message: e.message };
     if (e.code === "not_found") return { title: "This task is gone", message: "It may have been removed. Load the next one." };
@@ -73,4 +73,30 @@ export function describeError(e: unknown, doing: string): { title: string; messa
     return { title: `Could not ${doing}`, message: e.message };
   }
   return { title: `Could not ${doing}`, message: String(e) };
+}
+
+export interface DraftFailure {
+  /** The toast to show, or null when the same failure was already shown. */
+  toast: { title: string; message: string } | null;
+  /** Identifies the failure, to pass back as `last` next time. */
+  key: string;
+  /** The task is no longer ours (409): stop saving it. */
+  lost: boolean;
+}
+
+/**
+ * What a failed draft save shows. A 409 means the lease ran out and the item has no slot
+ * left (others completed it), or the task is already done: this draft was not stored.
+ * The heartbeat saves every minute, so a failure repeated as is is not shown again.
+ */
+export function draftFailure(e: unknown, last: string | null): DraftFailure {
+  const lost = e instanceof ApiError && e.code === "conflict";
+  const key = e instanceof ApiError ? `${e.code}:${e.message}` : String(e);
+  let d = describeError(e, "save the draft");
+  if (lost)
+    d = {
+      title: "Lease expired: this draft was not saved",
+      message: `${(e as ApiError).message} Your latest changes on this task could not be saved; load the next task.`,
+    };
+  return { toast: key === last ? null : d, key, lost };
 }

@@ -1,11 +1,13 @@
 import { describe, expect, it } from "vitest";
+import { ApiError } from "../../lib/api";
+import { describeError, draftFailure } from "./api";
 import type { KeyPress } from "./keys";
 import { commandFor, isTyping, shortcutSheet } from "./keys";
 import type { StepState, Task, TraceView, UnitView } from "./model";
 import {
   clock, cpToUtf16, draftOf, finishReason, firstError, initialPair, initialRubric, initialStepState, labelPayload,
   lockedFrom, mergeUnits, pairPayload, pairProblems, pairReducer, ratedCount, restoreDraft, rubricPayload,
-  rubricProblems, rubricReducer, splitPoints, splitUnit, stepPayload, stepProblems, stepReducer, unitText, unrated,
+  rubricProblems, rubricReducer, solutionBlocked, splitPoints, splitUnit, stepPayload, stepProblems, stepReducer, unitText, unrated,
   utf16ToCp,
 } from "./model";
 
@@ -75,18 +77,52 @@ describe("step ratings", () => {
     expect(finishReason(s)).toBe("solution");
     expect(stepProblems(s)).toEqual({ blocking: [], warnings: [] });
     // An explicit choice wins; a solution with gaps is refused before the server does.
-    const gap = run(s, { type: "rate", i: 2, rating: null }, { type: "finish", reason: "solution" });
-    expect(stepProblems(gap).blocking[0]).toMatch(/every step/);
+    const chosen = run(s, { type: "finish", reason: "solution" });
+    expect(chosen.finish).toBe("solution");
+    const gap = run(chosen, { type: "rate", i: 2, rating: null });
+    expect(stepProblems(gap).blocking[0]).toMatch(/every step: 1 not rated/);
+    // With a gap, "solution" cannot be picked at all.
+    expect(run(fresh(), { type: "finish", reason: "solution" }).finish).toBeNull();
     const giveUp = run(gap, { type: "finish", reason: "give_up" });
     expect(stepProblems(giveUp)).toEqual({ blocking: [], warnings: ["1 step is not rated and will be sent unrated."] });
   });
 
   it("cycles the finish reason and clears it back to derived", () => {
-    let s = run(fresh(), { type: "cycleFinish" });
-    expect(s.finish).toBe("solution");
+    const all = run(fresh(), ...[0, 1, 2, 3].map((i) => ({ type: "rate" as const, i, rating: 1 as const })));
+    let s = run(all, { type: "cycleFinish" });
+    expect(s.finish).toBe("found_error");
     s = run(s, { type: "cycleFinish" }, { type: "cycleFinish" });
-    expect(s.finish).toBe("bad_problem");
+    expect(s.finish).toBe("give_up");
+    expect(run(s, { type: "cycleFinish" }).finish).toBe("solution");
     expect(run(s, { type: "finish", reason: null }).finish).toBeNull();
+    // Nothing rated yet: the cycle passes "solution" by.
+    expect(run(fresh(), { type: "cycleFinish" }).finish).toBe("found_error");
+  });
+
+  it("never lets a solution through after a −1 with stop on", () => {
+    // Step 2 is wrong: steps 3 and the answer are locked and sent unrated.
+    const s = run(fresh(), { type: "rate", i: 0, rating: 1 }, { type: "rate", i: 1, rating: -1 });
+    expect(finishReason(s)).toBe("found_error");
+    expect(solutionBlocked(s)).toMatch(/after the −1 at step 2 the rest is locked/);
+    // Neither the radio nor the "f" key can pick it: f goes found_error -> bad_problem -> give_up -> found_error.
+    expect(run(s, { type: "finish", reason: "solution" }).finish).toBeNull();
+    const cycled = [1, 2, 3].map((k) => finishReason(run(s, ...Array.from({ length: k }, () => ({ type: "cycleFinish" as const })))));
+    expect(cycled).toEqual(["bad_problem", "give_up", "found_error"]);
+    // A solution chosen before the −1 falls back to the derived reason.
+    const all = run(fresh(), ...[0, 1, 2, 3].map((i) => ({ type: "rate" as const, i, rating: 1 as const })));
+    const before = run(all, { type: "finish", reason: "solution" }, { type: "rate", i: 1, rating: -1 });
+    expect(before.finish).toBeNull();
+    expect(finishReason(before)).toBe("found_error");
+    expect(stepProblems(before).blocking).toEqual([]);
+    // Restored from a draft as is, it is blocked with the reason rather than sent.
+    const restored: StepState = { ...before, finish: "solution" };
+    expect(stepProblems(restored).blocking[0]).toMatch(/rest is locked/);
+    // Turning stop off unlocks the rest: a solution is allowed again once all are rated.
+    const off = run(before, { type: "stop", on: false });
+    expect(solutionBlocked(off)).toBeNull();
+    expect(run(off, { type: "finish", reason: "solution" }).finish).toBe("solution");
+    // ...and turning it back on drops that solution again.
+    expect(run(off, { type: "finish", reason: "solution" }, { type: "stop", on: true }).finish).toBeNull();
   });
 
   it("toggles tags in a stable order and bounds notes", () => {
@@ -290,5 +326,28 @@ describe("format", () => {
     expect(clock(0)).toBe("0:00");
     expect(clock(75.4)).toBe("1:15");
     expect(clock(3725)).toBe("1:02:05");
+  });
+});
+
+describe("draft save failures", () => {
+  const expired = () => new ApiError(409, "conflict", "Your lease on this task expired and others completed it.");
+
+  it("a 409 says the lease expired and others completed it, never that the draft was kept", () => {
+    const f = draftFailure(expired(), null);
+    expect(f.lost).toBe(true);
+    expect(f.toast?.title).toMatch(/lease expired/i);
+    expect(f.toast?.message).toMatch(/others completed it/);
+    expect(f.toast?.message).toMatch(/not be saved/);
+    expect(`${f.toast?.title} ${f.toast?.message}`).not.toMatch(/kept/i);
+    expect(describeError(expired(), "submit").message).not.toMatch(/kept/i);
+  });
+
+  it("shows the same failure once, a different one again", () => {
+    const first = draftFailure(expired(), null);
+    expect(draftFailure(expired(), first.key).toast).toBeNull();
+    const net = draftFailure(new ApiError(0, "network", "offline"), first.key);
+    expect(net.toast?.title).toBe("Could not save the draft");
+    expect(net.lost).toBe(false);
+    expect(draftFailure(new ApiError(0, "network", "offline"), net.key).toast).toBeNull();
   });
 });

@@ -200,6 +200,20 @@ export function ratedCount(s: StepState): { rated: number; total: number } {
   return { rated, total: end };
 }
 
+/**
+ * Why "solution" cannot be chosen now, or null when it can. The server wants every step
+ * of a solution rated, and the steps after a −1 with "stop at the first error" on are
+ * sent unrated.
+ */
+export function solutionBlocked(s: StepState): string | null {
+  const locked = s.units.length - lockedFrom(s);
+  if (locked > 0)
+    return `A solution rates every step: after the −1 at step ${firstError(s) + 1} the rest is locked. Choose “${FINISH_LABEL.found_error}”, or turn off “Stop at the first error” and rate the rest.`;
+  const todo = unrated(s).length;
+  if (todo) return `A solution rates every step: ${todo} not rated.`;
+  return null;
+}
+
 /** The finish reason to send: the annotator's choice, else what the ratings say. */
 export function finishReason(s: StepState): FinishReason | null {
   if (s.finish) return s.finish;
@@ -271,6 +285,8 @@ export function stepReducer(s: StepState, a: StepAction): StepState {
       if (isLocked(s, i)) return s;
       const rating = a.rating;
       let next = setMark(s, i, { rating });
+      // A −1 that locks the rest rules out a solution: fall back to the derived reason.
+      if (next.finish === "solution" && lockedFrom(next) < n) next = { ...next, finish: null };
       // Rating moves on to the next unit still to rate, as in PRM800K's flow; after a
       // -1 with "stop" on, the rest is locked and the cursor stays on the error.
       const locked = lockedFrom(next);
@@ -306,14 +322,19 @@ export function stepReducer(s: StepState, a: StepAction): StepState {
       return mergeUnits(s, at(a.i));
     case "split":
       return splitUnit(s, at(a.i), a.at);
-    case "stop":
-      return { ...s, stop: a.on };
+    case "stop": {
+      const next = { ...s, stop: a.on };
+      return next.finish === "solution" && lockedFrom(next) < n ? { ...next, finish: null } : next;
+    }
     case "finish":
-      return { ...s, finish: a.reason };
+      return a.reason === "solution" && solutionBlocked(s) ? s : { ...s, finish: a.reason };
     case "cycleFinish": {
+      // Skips "solution" while it cannot be sent (see solutionBlocked).
+      const open = FINISH_REASONS.filter((r) => r !== "solution" || !solutionBlocked(s));
       const cur = finishReason(s);
       const idx = cur ? FINISH_REASONS.indexOf(cur) : -1;
-      return { ...s, finish: FINISH_REASONS[(idx + 1) % FINISH_REASONS.length] };
+      const after = [...FINISH_REASONS.slice(idx + 1), ...FINISH_REASONS.slice(0, idx + 1)];
+      return { ...s, finish: after.find((r) => open.includes(r)) ?? s.finish };
     }
     case "rationale":
       return { ...s, rationale: a.text.slice(0, 5000) };
@@ -327,7 +348,7 @@ export function stepProblems(s: StepState): { blocking: string[]; warnings: stri
   const reason = finishReason(s);
   const todo = unrated(s);
   if (!reason) blocking.push(`${todo.length} of ${lockedFrom(s)} steps are not rated yet; rate them or choose a finish reason.`);
-  else if (reason === "solution" && todo.length) blocking.push(`A solution rates every step: ${todo.length} not rated.`);
+  else if (reason === "solution" && solutionBlocked(s)) blocking.push(solutionBlocked(s)!);
   else if (reason === "found_error" && firstError(s) < 0) blocking.push("“Found an error” needs a step rated −1.");
   else if ((reason === "solution" || reason === "found_error") && s.marks[0]?.rating === null && !isLocked(s, 0))
     blocking.push("Rate at least the first step.");
