@@ -368,36 +368,110 @@ def grade(
 
 # --- isolation ------------------------------------------------------------------------------------
 
-_pool: multiprocessing.pool.Pool | None = None
-_pool_lock = threading.Lock()
+DEFAULT_PROCESSES = 2
+# How long a new child may take to start and import Math-Verify, before any call's deadline.
+START_TIMEOUT_S = 120.0
+
+
+class GradingError(Exception):
+    """Grading failed in the child (an exception other than a timeout, or no child)."""
 
 
 def _grade_in_child(kwargs: dict[str, Any]) -> dict[str, Any]:
     return grade(**kwargs).as_dict()
 
 
-def _get_pool() -> multiprocessing.pool.Pool:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            # Spawn, not fork: the caller is a multi-threaded worker process.
-            _pool = multiprocessing.get_context("spawn").Pool(processes=1)
-            atexit.register(_shutdown, _pool)
-        return _pool
+def _warm_child() -> None:
+    # Import Math-Verify and run one comparison, so a call's deadline is its own work.
+    grade(answer=r"\boxed{1}", reasoning="x", reference="2/2")
 
 
-def _shutdown(pool: multiprocessing.pool.Pool) -> None:
-    # Stop the child before the interpreter tears down what the pool's finaliser needs.
-    pool.terminate()
-    pool.join()
+class _Children:
+    """At most `size` grading children; each serves one call at a time.
+
+    A call takes an idle child (or starts one, warmed before the call's deadline
+    starts), so its deadline covers its own grading only, and a child killed at its
+    call's deadline takes no other call down with it. Calls beyond `size` wait for a
+    child to come back, which is bounded: every call returns or kills its child by
+    its deadline.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._idle: list[multiprocessing.pool.Pool] = []
+        self._live: set[multiprocessing.pool.Pool] = set()
+        self._busy = 0
+        self._cond = threading.Condition()
+
+    def resize(self, size: int) -> None:
+        with self._cond:
+            self.size = max(1, size)
+            self._cond.notify_all()
+
+    def acquire(self) -> multiprocessing.pool.Pool:
+        """Take a child for one call, waiting for one if all are busy."""
+        with self._cond:
+            while self._busy >= self.size:
+                self._cond.wait()
+            self._busy += 1
+            if self._idle:
+                return self._idle.pop()
+        try:
+            child = self._start()
+        except BaseException:
+            self._done(None)
+            raise
+        return child
+
+    def release(self, child: multiprocessing.pool.Pool) -> None:
+        """Give back a child whose call has ended."""
+        self._done(child)
+
+    def discard(self, child: multiprocessing.pool.Pool) -> None:
+        """Kill a child whose call is past its deadline (or was interrupted)."""
+        self._stop(child)
+        self._done(None)
+
+    def _done(self, child: multiprocessing.pool.Pool | None) -> None:
+        with self._cond:
+            self._busy -= 1
+            if child is not None and self._busy + len(self._idle) < self.size:
+                self._idle.append(child)
+                child = None
+            self._cond.notify()
+        if child is not None:
+            self._stop(child)  # the size went down meanwhile
+
+    def _start(self) -> multiprocessing.pool.Pool:
+        # Spawn, not fork: the caller is a multi-threaded worker process.
+        child = multiprocessing.get_context("spawn").Pool(processes=1)
+        with self._cond:
+            self._live.add(child)
+        try:
+            child.apply_async(_warm_child).get(timeout=START_TIMEOUT_S)
+        except BaseException as exc:
+            self._stop(child)
+            raise GradingError(f"the grading process did not start: {exc!r}") from exc
+        return child
+
+    def _stop(self, child: multiprocessing.pool.Pool) -> None:
+        with self._cond:
+            self._live.discard(child)
+        child.terminate()
+        child.join()
+
+    def close(self) -> None:
+        """Stop every child; registered at exit, before the interpreter tears down what
+        the pools' finalisers need."""
+        with self._cond:
+            live, self._live, self._idle = list(self._live), set(), []
+        for child in live:
+            child.terminate()
+            child.join()
 
 
-def _kill_pool(pool: multiprocessing.pool.Pool) -> None:
-    global _pool
-    with _pool_lock:
-        if _pool is pool:
-            _pool = None
-    pool.terminate()
+_children = _Children(DEFAULT_PROCESSES)
+atexit.register(_children.close)
 
 
 def grade_isolated(
@@ -408,14 +482,21 @@ def grade_isolated(
     math: bool | None = None,
     timeout_s: int = 3,
     hard_timeout_s: float | None = None,
+    processes: int | None = None,
 ) -> GradeResult:
     """Grade in a child process (where Math-Verify's timeouts work), with a hard deadline.
 
-    The child is reused between calls; after the deadline it is killed and the
-    next call starts a new one. The result then says `timeout` and `correct` None.
+    Children are reused between calls; each serves one call at a time, and at most
+    `processes` (default 2; process-wide, the last value given wins) run at once, so
+    concurrent calls grade in parallel and a call waits only for a free child. The
+    deadline starts when the call's child starts grading it; past it, that child is
+    killed (no other call is lost) and the result says `timeout` with `correct` None.
+    An exception in the child (or a child that cannot start) raises GradingError.
     Only the tail of the answer and a bounded reasoning flag cross the process
     boundary.
     """
+    if processes is not None:
+        _children.resize(processes)
     if math is None:
         math = bool(reference and reference.strip())
     kwargs: dict[str, Any] = {
@@ -430,13 +511,12 @@ def grade_isolated(
         "timeout_s": timeout_s,
     }
     deadline = hard_timeout_s if hard_timeout_s is not None else 6 * timeout_s + 10
-    pool = _get_pool()
-    pending = pool.apply_async(_grade_in_child, (kwargs,))
+    child = _children.acquire()
     try:
-        out = pending.get(timeout=deadline)
+        out = child.apply_async(_grade_in_child, (kwargs,)).get(timeout=deadline)
     except multiprocessing.TimeoutError:
-        log.warning("grading took longer than %.0f s; the grading process is restarted", deadline)
-        _kill_pool(pool)
+        log.warning("grading took longer than %.0f s; its grading process is restarted", deadline)
+        _children.discard(child)
         partial = grade(**{**kwargs, "reference": None})
         return GradeResult(
             extracted_answer=partial.extracted_answer,
@@ -446,6 +526,15 @@ def grade_isolated(
             reason="timeout",
             format_problems=partial.format_problems,
         )
+    except Exception as exc:
+        # Raised by the grading in the child, which is idle again: keep it.
+        _children.release(child)
+        raise GradingError(f"grading failed: {exc!r}") from exc
+    except BaseException:
+        # Interrupted while the child still works on this call: nobody else gets it.
+        _children.discard(child)
+        raise
+    _children.release(child)
     return GradeResult(
         extracted_answer=out["extracted_answer"],
         method=out["method"],
