@@ -282,6 +282,9 @@ ARBOR_BATCH_MAX_LINE_BYTES = env.int("ARBOR_BATCH_MAX_LINE_BYTES", 256 * 1024)
 ARBOR_BATCH_MAX_SAMPLES = env.int("ARBOR_BATCH_MAX_SAMPLES", 16)
 ARBOR_BATCH_REQUEUE_S = env.float("ARBOR_BATCH_REQUEUE_S", 120.0)
 ARBOR_GRADING_TIMEOUT_S = env.int("ARBOR_GRADING_TIMEOUT_S", 3)
+# Grading child processes per worker process: concurrent gradings run side by side, each
+# with its own deadline.
+ARBOR_GRADING_PROCESSES = env.int("ARBOR_GRADING_PROCESSES", 2)
 # Show the demo accounts on the login page (`make run` turns it on).
 ARBOR_DEMO_HINTS = env.bool("ARBOR_DEMO_HINTS", False)
 

@@ -10,9 +10,11 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from django.core.management import call_command
 from django.db import connections
 from django.utils import timezone
 
+from inference.grading import GradeResult, GradingError
 from tests.annotation.factories import make_campaign
 from webapp.accounts.models import UsageRecord
 from webapp.annotation import batch
@@ -313,6 +315,91 @@ def test_the_pump_settles_what_ended_without_the_hook(
     assert Trace.objects.filter(response_id=a.response_id, auto_correct=True).exists()
     statuses = sorted(BatchSample.objects.filter(batch=job).values_list("status", flat=True))
     assert statuses == ["active", "active", "done", "failed", "pending", "pending"]
+
+
+def test_a_grading_error_stores_the_trace_ungraded_and_frees_the_slot(
+    campaign: Any, admin_user: Any, llm: Any, cap: Any
+) -> None:
+    """An exception from the grading child (not a timeout) must not leave the sample
+    active, to be graded again by every pump and hold a slot for ever."""
+    job = start(campaign, admin_user, llm)
+    batch.pump()
+    a, _b = active(job)
+    finish(a.response_id, content=r"\boxed{84}")
+    with (
+        mock.patch.object(
+            batch, "grade_isolated", side_effect=GradingError("grading failed: TypeError()")
+        ) as grader,
+        mock.patch.object(batch.log, "exception") as logged,
+    ):
+        assert batch.on_response_finished(response_id=str(a.response_id))
+        # Settled: the next pump neither grades it again nor counts it in flight.
+        assert batch.pump().started == 1
+    assert grader.call_count == 1
+    assert logged.call_count == 1
+    assert BatchSample.objects.get(pk=a.pk).status == "done"
+    trace = Trace.objects.get(response_id=a.response_id)
+    assert (trace.auto_correct, trace.format_ok, trace.grade_reason, trace.graded_at) == (
+        None,
+        None,
+        "error",
+        None,
+    )
+    # Annotators still get it.
+    assert Item.objects.filter(trace_a=trace).count() == 1
+    job.refresh_from_db()
+    assert (job.done, job.failed) == (1, 0)
+    assert len(active(job)) == 2
+
+
+def _timed_out(extracted: str) -> GradeResult:
+    return GradeResult(
+        extracted_answer=extracted, method="boxed", correct=None, format_ok=True, reason="timeout"
+    )
+
+
+def test_timed_out_gradings_can_be_graded_again(
+    campaign: Any, admin_user: Any, llm: Any, cap: Any
+) -> None:
+    job = start(campaign, admin_user, llm)
+    batch.pump()
+    a, b = active(job)
+    finish(a.response_id, content=r"\boxed{84}")
+    finish(b.response_id, content=r"\boxed{84}")
+    with mock.patch.object(batch, "grade_isolated", return_value=_timed_out("84")):
+        batch.on_response_finished(response_id=str(a.response_id))
+        batch.on_response_finished(response_id=str(b.response_id))
+    timed_out = Trace.objects.get(response_id=a.response_id)
+    assert (timed_out.auto_correct, timed_out.grade_reason) == (None, "timeout")
+    # Graded before reasons were stored: a reference but no verdict is a timeout too.
+    Trace.objects.filter(response_id=b.response_id).update(grade_reason="")
+    # Neither a decided trace nor one without a reference is graded again.
+    for _ in range(2):
+        batch.pump()
+        for sample in active(job):
+            finish(sample.response_id, content=r"\boxed{4}")
+    batch.pump()
+    decided = Trace.objects.exclude(response_id__in=[a.response_id, b.response_id])
+    assert sorted(decided.values_list("grade_reason", flat=True)) == [
+        "mismatch",
+        "mismatch",
+        "no_reference",
+        "no_reference",
+    ]
+    decided.filter(grade_reason="no_reference").update(grade_reason="")
+
+    with mock.patch.object(batch, "grade_isolated", wraps=batch.grade_isolated) as grader:
+        result = batch.regrade_timeouts(campaign=campaign)
+    assert result == batch.RegradeResult(regraded=2, undecided=0)
+    assert grader.call_count == 2
+    for response_id in (a.response_id, b.response_id):
+        trace = Trace.objects.get(response_id=response_id)
+        assert (trace.auto_correct, trace.grade_reason) == (True, "match")
+        assert trace.graded_at is not None
+    # Nothing left; the admins' command says so.
+    out = io.StringIO()
+    call_command("regrade_timeouts", str(campaign.pk), stdout=out)
+    assert out.getvalue().strip() == "0 trace(s) graded again, 0 still undecided"
 
 
 def test_lost_task_messages_are_sent_again(

@@ -18,9 +18,10 @@ advisory lock (one pump at a time, which makes the cap exact), and:
 
 When a generation ends, its task calls `on_response_finished` and pumps again:
 `finish_sample` grades the answer (`inference.grading`, in a child process with a
-deadline), stores the Trace, moves the sample out of `active` with a conditional
-update and counts it in the batch with an F() update (so each sample counts once),
-and builds the campaign's work items. Every state
+deadline; a grading that fails leaves the trace ungraded, reason `error`, and
+`regrade_timeouts` grades timed-out ones again), stores the Trace, moves the sample
+out of `active` with a conditional update and counts it in the batch with an F()
+update (so each sample counts once), and builds the campaign's work items. Every state
 lives in Postgres: a restart, or a pump that was interrupted, resumes where it was.
 """
 
@@ -487,7 +488,31 @@ def grade_response(*, response: Response, reference: str) -> GradeResult:
         reasoning=response.reasoning,
         reference=reference or None,
         timeout_s=settings.ARBOR_GRADING_TIMEOUT_S,
+        processes=settings.ARBOR_GRADING_PROCESSES,
     )
+
+
+def _graded_fields(*, response: Response, reference: str, now: datetime) -> dict[str, Any]:
+    """Grade a response; return the Trace fields to store (ungraded, reason `error`, if
+    grading failed: a sample must settle whatever its grading does)."""
+    try:
+        result = grade_response(response=response, reference=reference)
+    except Exception:
+        log.exception("grading response %s failed; its trace is stored ungraded", response.pk)
+        return {
+            "extracted_answer": "",
+            "auto_correct": None,
+            "format_ok": None,
+            "grade_reason": "error",
+            "graded_at": None,
+        }
+    return {
+        "extracted_answer": result.extracted_answer,
+        "auto_correct": result.correct,
+        "format_ok": result.format_ok,
+        "grade_reason": result.reason,
+        "graded_at": now,
+    }
 
 
 def finish_sample(*, sample_id: int) -> int:
@@ -514,14 +539,16 @@ def finish_sample(*, sample_id: int) -> int:
     else:
         outcome = BatchSample.Status.FAILED
     now = timezone.now()
-    result = None
+    graded = None
     if outcome == BatchSample.Status.DONE:
         # Before the transaction: grading takes a while.
-        result = grade_response(response=response, reference=sample.prompt.reference_answer)
+        graded = _graded_fields(
+            response=response, reference=sample.prompt.reference_answer, now=now
+        )
     with transaction.atomic():
         if not _close_sample(sample_id=sample.pk, outcome=outcome, now=now):
             return 0
-        if result is not None:
+        if graded is not None:
             Trace.objects.update_or_create(
                 campaign_id=sample.batch.campaign_id,
                 response=response,
@@ -529,15 +556,56 @@ def finish_sample(*, sample_id: int) -> int:
                     "prompt": sample.prompt,
                     "source": Trace.Source.BATCH,
                     "sample_index": sample.sample_index,
-                    "extracted_answer": result.extracted_answer,
-                    "auto_correct": result.correct,
-                    "format_ok": result.format_ok,
-                    "graded_at": now,
+                    **graded,
                 },
             )
-    if result is not None:
+    if graded is not None:
         build_items_locked(campaign_id=sample.batch.campaign_id)
     return 1
+
+
+@dataclass(frozen=True)
+class RegradeResult:
+    regraded: int = 0
+    # Still a timeout (or an error) after grading again.
+    undecided: int = 0
+
+
+def regrade_timeouts(
+    *, campaign: Campaign, include_errors: bool = False, limit: int | None = None
+) -> RegradeResult:
+    """Grade again the campaign's batch traces whose grading timed out.
+
+    Those are the traces with reason `timeout`, and the ones graded before reasons
+    were stored that have a reference but no verdict (only a timeout left those).
+    `include_errors` also retries the ones whose grading failed (`error`). Safe to run
+    any time: a trace is only updated if its reason has not changed meanwhile.
+    """
+    reasons = ["timeout", "error"] if include_errors else ["timeout"]
+    legacy = Q(grade_reason="", auto_correct__isnull=True, graded_at__isnull=False) & ~Q(
+        prompt__reference_answer=""
+    )
+    traces = (
+        Trace.objects.filter(campaign=campaign, source=Trace.Source.BATCH)
+        .filter(Q(grade_reason__in=reasons) | legacy)
+        .select_related("response", "prompt")
+        .order_by("pk")
+    )
+    regraded = undecided = 0
+    for trace in traces[:limit] if limit is not None else traces:
+        fields = _graded_fields(
+            response=trace.response, reference=trace.prompt.reference_answer, now=timezone.now()
+        )
+        won = Trace.objects.filter(pk=trace.pk, grade_reason=trace.grade_reason).update(**fields)
+        regraded += won
+        undecided += won and fields["grade_reason"] in ("timeout", "error")
+    log.info(
+        "campaign %s: %d trace(s) graded again, %d still undecided",
+        campaign.pk,
+        regraded,
+        undecided,
+    )
+    return RegradeResult(regraded=regraded, undecided=undecided)
 
 
 def _close_sample(*, sample_id: int, outcome: str, now: datetime) -> int:

@@ -120,6 +120,10 @@ class Trace(models.Model):
     extracted_answer = models.TextField(blank=True)
     auto_correct = models.BooleanField(null=True, blank=True)
     format_ok = models.BooleanField(null=True, blank=True)
+    # Why, in a word (`inference.grading.GradeResult.reason`: `match`, `mismatch`,
+    # `timeout`, ...; `error`: grading failed); empty when not graded, or graded before
+    # reasons were stored.
+    grade_reason = models.CharField(max_length=16, blank=True)
     graded_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
