@@ -247,3 +247,25 @@ def test_opting_out_withdraws_unlabelled_work_and_exports(
     assert exported() == 0
     set_preferences(user=shared, share_for_annotation=True)
     assert exported() == 1
+
+
+def test_exports_of_chat_answers_carry_no_link_to_the_conversation(
+    campaign: Any, admin_user: Any, shared: Any, annotator: Any, llm: Any
+) -> None:
+    from tests.annotation.helpers import RUBRIC, add_label
+    from webapp.annotation import exports
+
+    r = answer(shared, llm, "Question")
+    add(campaign, admin_user)
+    add_label(Item.objects.get(campaign=campaign), annotator, RUBRIC)
+    opts = exports.parse_options(kind="kto", params={})
+    (record,) = [
+        rec
+        for chunk in exports.iter_export_chunks(campaign=campaign, kind="kto", options=opts)
+        for rec in chunk
+    ]
+    text = json.dumps(record)
+    for secret in (str(r.pk), str(r.conversation_id), str(r.message.parent_id), "alice"):
+        assert secret not in text
+    assert record["meta"]["trace"]["response"].startswith("resp_")
+    assert record["meta"]["trace"]["prompt_id"].startswith("prompt_")

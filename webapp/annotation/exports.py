@@ -170,6 +170,12 @@ def _pseudonym(user_id: int, secret: str) -> str:
     return f"ann_{digest.hexdigest()[:16]}"
 
 
+def _opaque(kind: str, value: Any) -> str:
+    """Return a stable, unlinkable stand-in for an id (keyed like the pseudonyms)."""
+    digest = salted_hmac(PSEUDONYM_SALT + kind, str(value), algorithm="sha256")
+    return f"{kind}_{digest.hexdigest()[:20]}"
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -191,10 +197,15 @@ class Registry:
         """Return where a trace came from: model, sampling, engine, tokens, timing, grading."""
         response = trace.response
         llm = self.llms.get(response.llm_id)
+        # A chat answer's ids lead back to its author's conversation: a dataset that
+        # leaves the company carries opaque, stable stand-ins instead.
+        private = trace.source == Trace.Source.CONVERSATION
         return {
             "trace": trace.pk,
-            "response": str(response.pk),
-            "prompt_id": trace.prompt.external_id,
+            "response": _opaque("resp", response.pk) if private else str(response.pk),
+            "prompt_id": _opaque("prompt", trace.prompt.external_id)
+            if private
+            else trace.prompt.external_id,
             "source": trace.source,
             "sample_index": trace.sample_index,
             "model": llm.slug if llm else None,
