@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -70,3 +71,40 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
+
+
+BENCH_SECRET = "bench-only-not-a-secret-" + "x" * 32
+
+
+def django_env(*, db: str, redis: str) -> dict[str, str]:
+    """Return the environment of a bench's own Django processes (its database and Redis)."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "webapp.settings",
+        "ARBOR_SECRET_KEY": BENCH_SECRET,
+        "DATABASE_URL": f"postgres://root@127.0.0.1:5432/{db}",
+        "REDIS_URL": redis,
+        "CELERY_BROKER_URL": redis,
+        "ARBOR_DEBUG": "false",
+        "ARBOR_LOG_LEVEL": "WARNING",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(REPO),
+    }
+
+
+def setup_django(*, db: str, redis: str, fresh: bool) -> None:
+    """Set Django up in this process on the bench's database, re-created when `fresh`."""
+    import psycopg
+
+    if fresh:
+        with psycopg.connect("postgresql://root@127.0.0.1:5432/postgres", autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            c.execute(f"CREATE DATABASE {db}")
+    os.environ.update(django_env(db=db, redis=redis))
+    os.environ["ARBOR_DB_POOL"] = "false"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)

@@ -44,48 +44,25 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from bench._common import REPO, load_jsonl, print_table, write_json
+    from bench._common import REPO, django_env, load_jsonl, print_table, write_json
+    from bench._common import setup_django as bench_setup_django
 except ImportError:  # run as a script: .venv/bin/python bench/export.py
-    from _common import REPO, load_jsonl, print_table, write_json  # type: ignore[no-redef]
+    from _common import REPO, django_env, load_jsonl, print_table, write_json  # type: ignore[no-redef]
+    from _common import setup_django as bench_setup_django  # type: ignore[no-redef]
 
 DB = "arbor_bench_export"
 REDIS = "redis://127.0.0.1:6379/11"
-SECRET = "bench-only-not-a-secret-" + "x" * 32
 ANNOTATORS = 20
 ITEMS_PER_PROMPT = 5  # 1 pairwise + 2 step labels + 2 rubric
 KINDS = ("dpo", "kto", "prm", "sft")
 
 
 def env_for_django() -> dict[str, str]:
-    return {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "webapp.settings",
-        "ARBOR_SECRET_KEY": SECRET,
-        "DATABASE_URL": f"postgres://root@127.0.0.1:5432/{DB}",
-        "REDIS_URL": REDIS,
-        "CELERY_BROKER_URL": REDIS,
-        "ARBOR_DEBUG": "false",
-        "ARBOR_LOG_LEVEL": "WARNING",
-        "PYTHONUNBUFFERED": "1",
-        "PYTHONPATH": str(REPO),
-    }
+    return django_env(db=DB, redis=REDIS)
 
 
 def setup_django(*, fresh: bool) -> None:
-    import psycopg
-
-    if fresh:
-        with psycopg.connect("postgresql://root@127.0.0.1:5432/postgres", autocommit=True) as c:
-            c.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-            c.execute(f"CREATE DATABASE {DB}")
-    os.environ.update(env_for_django())
-    os.environ["ARBOR_DB_POOL"] = "false"
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    bench_setup_django(db=DB, redis=REDIS, fresh=fresh)
 
 
 # --- seeding with COPY --------------------------------------------------------------------
