@@ -1,6 +1,5 @@
 // Sidebar, top bar, connection state, theme toggle, toasts.
 import { useEffect, useState } from "preact/hooks";
-import { getCookie } from "../lib/boot";
 import { formatRelative } from "../lib/format";
 import { applyTheme, getThemePref, nextTheme } from "../lib/theme";
 import type { ThemePref } from "../lib/theme";
@@ -9,7 +8,8 @@ import {
   conn, conversations, conversationsCount, conversationsLoading, dismissToast, getBoot, loadMoreConversations,
   navigate, retryConnection, showMessage, toasts, view,
 } from "../store";
-import { IconAuto, IconLogout, IconMoon, IconPlus, IconSun, IconX, Logo } from "./icons";
+import { Account } from "./Account";
+import { IconAuto, IconMoon, IconPlus, IconSun, IconX, Logo } from "./icons";
 
 export function ThemeToggle() {
   const [pref, setPref] = useState<ThemePref>(getThemePref());
@@ -106,11 +106,6 @@ export function Sidebar({ onNavigate }: { onNavigate: () => void }) {
   const items = conversations.value;
   const activeId = view.value.id;
   const more = items.length < conversationsCount.value;
-  const logout = (e: Event) => {
-    const form = e.currentTarget as HTMLFormElement;
-    const input = form.querySelector<HTMLInputElement>("input[name=csrfmiddlewaretoken]");
-    if (input) input.value = getCookie("csrftoken");
-  };
   return (
     <aside class="sidebar" data-testid="sidebar" aria-label="Conversations">
       <div class="brand">
@@ -143,19 +138,7 @@ export function Sidebar({ onNavigate }: { onNavigate: () => void }) {
           </button>
         )}
       </nav>
-      <div class="account">
-        <span class="avatar" aria-hidden="true">{(boot.user.username || "?").slice(0, 1).toUpperCase()}</span>
-        <span class="who">
-          <span class="who-name">{boot.user.username}</span>
-          {boot.user.roles.length > 0 && <span class="who-role">{boot.user.roles.join(", ")}</span>}
-        </span>
-        <form method="post" action={boot.logout_url} onSubmit={logout}>
-          <input type="hidden" name="csrfmiddlewaretoken" value="" />
-          <button type="submit" class="icon-btn" aria-label="Log out" title="Log out" data-testid="logout">
-            <IconLogout />
-          </button>
-        </form>
-      </div>
+      <Account username={boot.user.username} roles={boot.user.roles} logoutUrl={boot.logout_url} />
     </aside>
   );
 }

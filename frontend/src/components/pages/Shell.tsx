@@ -3,10 +3,10 @@
 import { signal } from "@preact/signals";
 import type { ComponentChildren } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { getCookie } from "../../lib/boot";
 import { applyTheme, getThemePref, nextTheme } from "../../lib/theme";
 import type { ThemePref } from "../../lib/theme";
-import { IconAuto, IconLogout, IconMenu, IconMoon, IconSun, IconX, Logo } from "../icons";
+import { Account } from "../Account";
+import { IconAuto, IconMenu, IconMoon, IconSun, IconX, Logo } from "../icons";
 
 export interface PageBoot {
   user: { username: string; is_staff: boolean; roles: string[] };
@@ -135,10 +135,6 @@ export function Shell({ boot, title, children }: { boot: PageBoot; title: string
     document.addEventListener("keydown", onKey);
     return () => document.removeEventListener("keydown", onKey);
   }, []);
-  const logout = (e: Event) => {
-    const input = (e.currentTarget as HTMLFormElement).querySelector<HTMLInputElement>("input[name=csrfmiddlewaretoken]");
-    if (input) input.value = getCookie("csrftoken");
-  };
   return (
     <div class={`app page-app${navOpen ? " nav-open" : ""}`}>
       <a href="#page-main" class="skip-link">Skip to the content</a>
@@ -159,19 +155,7 @@ export function Shell({ boot, title, children }: { boot: PageBoot; title: string
             ))}
           </ul>
         </nav>
-        <div class="account">
-          <span class="avatar" aria-hidden="true">{(boot.user.username || "?").slice(0, 1).toUpperCase()}</span>
-          <span class="who">
-            <span class="who-name">{boot.user.username}</span>
-            {boot.user.roles.length > 0 && <span class="who-role">{boot.user.roles.join(", ")}</span>}
-          </span>
-          <form method="post" action={boot.logout_url} onSubmit={logout}>
-            <input type="hidden" name="csrfmiddlewaretoken" value="" />
-            <button type="submit" class="icon-btn" aria-label="Log out" title="Log out" data-testid="logout">
-              <IconLogout />
-            </button>
-          </form>
-        </div>
+        <Account username={boot.user.username} roles={boot.user.roles} logoutUrl={boot.logout_url} />
       </aside>
       <div class="scrim" onClick={() => setNavOpen(false)} aria-hidden="true" />
       <main class="main">
