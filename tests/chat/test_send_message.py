@@ -377,13 +377,13 @@ def run_in_threads(fns: list[Any]) -> list[Any]:
 def barrier_before_admission(parties: int) -> Any:
     """Make racing sends all pass the client_id pre-check before any of them commits."""
     barrier = threading.Barrier(parties, timeout=10)
-    real = accounts.check_request_rate
+    real = accounts.admit_request
 
-    def wait_then_check(**kw: Any) -> None:
+    def wait_then_check(**kw: Any) -> Any:
         barrier.wait()
-        real(**kw)
+        return real(**kw)
 
-    return mock.patch.object(accounts, "check_request_rate", wait_then_check)
+    return mock.patch.object(accounts, "admit_request", wait_then_check)
 
 
 @pytest.mark.django_db(transaction=True)

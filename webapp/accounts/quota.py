@@ -164,21 +164,43 @@ def effective_limits(*, user_id: int) -> Limits:
     """Return the user's limits (cached in Redis; no query while the cache is warm)."""
     from webapp.chat.eventlog import sync_redis
 
-    defaults = site_defaults()
-    key = f"arbor:limits:{user_id}"
     try:
-        r = sync_redis()
-        generation, raw = r.mget([_GENERATION_KEY, key])
+        generation, raw = sync_redis().mget(limits_cache_keys(user_id))
     except Exception:  # Redis down: the database is the truth
         log.warning("limits cache unavailable", exc_info=True)
-        return _limits_from_db(user_id, defaults)
+        return _limits_from_db(user_id, site_defaults())
+    return limits_from_cache(user_id=user_id, generation=generation, raw=raw)
+
+
+def limits_key(user_id: int) -> str:
+    return f"arbor:limits:{user_id}"
+
+
+def limits_cache_keys(user_id: int) -> list[str]:
+    """The keys to `MGET` for `limits_from_cache`: the generation, then the user's entry."""
+    return [_GENERATION_KEY, limits_key(user_id)]
+
+
+def limits_from_cache(*, user_id: int, generation: Any, raw: Any) -> Limits:
+    """Return the limits from the cache entry read (`MGET` of the generation and the
+    user's key), or from the database, refilling the cache, when it is stale."""
+    from webapp.chat.eventlog import sync_redis
+
+    defaults = site_defaults()
     stamp = [int(generation or 0), defaults.as_dict()]
     if raw:
         cached = json.loads(raw)
         if cached["stamp"] == stamp:
             return Limits(**cached["limits"])
     limits = _limits_from_db(user_id, defaults)
-    r.set(key, json.dumps({"stamp": stamp, "limits": limits.as_dict()}), ex=LIMITS_CACHE_TTL_S)
+    try:
+        sync_redis().set(
+            limits_key(user_id),
+            json.dumps({"stamp": stamp, "limits": limits.as_dict()}),
+            ex=LIMITS_CACHE_TTL_S,
+        )
+    except Exception:  # the limits are right; only the cache stays cold
+        log.warning("limits cache unavailable", exc_info=True)
     return limits
 
 

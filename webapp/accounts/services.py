@@ -56,7 +56,10 @@ def check_request_rate(*, user_id: int, now: float | None = None, limit: Any = _
     pipe = sync_redis().pipeline()
     pipe.incr(key)
     pipe.expire(key, 120)
-    count = int(pipe.execute()[0])
+    _refuse_over_rate(count=int(pipe.execute()[0]), limit=limit, now=now)
+
+
+def _refuse_over_rate(*, count: int, limit: int | None, now: float) -> None:
     if limit is not None and count > limit:
         retry = max(1, 60 - int(now % 60))
         raise QuotaRefused(
@@ -65,6 +68,32 @@ def check_request_rate(*, user_id: int, now: float | None = None, limit: Any = _
             limit="requests_per_minute",
             retry_after_s=retry,
         )
+
+
+def admit_request(*, user_id: int, now: float | None = None) -> quota.Limits:
+    """Return the user's limits and count one request against the per-minute limit.
+
+    `quota.effective_limits` and `check_request_rate` in one Redis round trip (this
+    is on every send's path to the first token): the cached limits are read and
+    the minute's counter incremented in the same pipeline.
+    """
+    now = time.time() if now is None else now
+    key = rpm_key(user_id=user_id, now=now)
+    try:
+        pipe = sync_redis().pipeline(transaction=False)
+        pipe.mget(quota.limits_cache_keys(user_id))
+        pipe.incr(key)
+        pipe.expire(key, 120)
+        (generation, raw), count, _ = pipe.execute()
+    except Exception:
+        # Redis down: the same as the two calls would do (limits from the database,
+        # and the rate check's own error).
+        limits = quota.effective_limits(user_id=user_id)
+        check_request_rate(user_id=user_id, now=now, limit=limits.requests_per_minute)
+        return limits
+    limits = quota.limits_from_cache(user_id=user_id, generation=generation, raw=raw)
+    _refuse_over_rate(count=int(count), limit=limits.requests_per_minute, now=now)
+    return limits
 
 
 def requests_this_minute(*, user_id: int, now: float | None = None) -> int:

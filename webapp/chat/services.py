@@ -22,10 +22,8 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from webapp.accounts import quota
@@ -33,6 +31,7 @@ from webapp.accounts import services as accounts
 from webapp.chat import eventlog
 from webapp.chat.events import ArchiveBuilder, Event
 from webapp.chat.models import Conversation, EventArchive, Message, Response
+from webapp.common.db import execute_together, insert_statements
 from webapp.common.errors import ArborError
 from webapp.common.types import as_uuid
 from webapp.serving import selectors as serving
@@ -57,13 +56,14 @@ class SendResult:
     model: str
 
 
-def _result(response: Response, *, model: str) -> SendResult:
-    parent_id = Message.objects.filter(pk=response.pk).values_list("parent_id", flat=True).get()
+def _result(response_id: UUID) -> SendResult:
+    """The ids of an earlier send (an idempotent retry)."""
+    response = Response.objects.select_related("llm", "message").get(pk=response_id)
     return SendResult(
         conversation_id=str(response.conversation_id),
-        user_message_id=str(parent_id),
+        user_message_id=str(response.message.parent_id),
         response_id=str(response.pk),
-        model=model,
+        model=response.llm.slug,
     )
 
 
@@ -115,12 +115,6 @@ def send_message(
     as is into the engine request body (generation.py `_request()`); the caller
     validates it. Chats never set it.
     """
-    if client_id:
-        existing = (
-            Response.objects.filter(user=user, client_id=client_id).select_related("llm").first()
-        )
-        if existing is not None:
-            return _result(existing, model=existing.llm.slug)
     if regenerate is None and not content.strip():
         raise ArborError("invalid_request", "The message is empty.")
     if "\x00" in content:
@@ -141,10 +135,21 @@ def send_message(
         )
         if conversation is None:
             raise ArborError("not_found", "No such conversation.")
-    # The model and whether it has an endpoint able to take work: one query.
-    llm, live = serving.llm_for_user_with_live(
-        user=user, slug=model or (conversation.llm.slug if conversation else None)
-    )
+    # The model, whether it has an endpoint able to take work, and an earlier
+    # response with this client_id (an idempotent retry): one query.
+    try:
+        llm, live, earlier = serving.llm_for_user_with_live(
+            user=user,
+            slug=model or (conversation.llm.slug if conversation else None),
+            client_id=client_id,
+        )
+    except ArborError:
+        earlier = _earlier_response(user=user, client_id=client_id)
+        if earlier is None:
+            raise
+    if earlier is not None:
+        # A retry of a send that went through: the same ids, whatever changed since.
+        return _result(earlier)
     if not live:
         raise ArborError("model_unavailable", f"{llm.name} is not available right now.")
     resolved = resolve_params(
@@ -153,9 +158,8 @@ def send_message(
     if extra_params:
         resolved["extra"] = dict(extra_params)  # gateway pass-through, see the docstring
     try:
-        # Quota hook: the user's limits (cached), read once for the rate and the turn.
-        limits = quota.effective_limits(user_id=user.pk)
-        accounts.check_request_rate(user_id=user.pk, limit=limits.requests_per_minute)
+        # Quota hook: the user's limits (cached) and the rate, in one Redis round trip.
+        limits = accounts.admit_request(user_id=user.pk)
         with transaction.atomic():
             response = _create_turn(
                 user=user,
@@ -178,18 +182,43 @@ def send_message(
         if client_id is None:
             raise
         # A concurrent send with the same client_id won; answer with its ids.
-        existing = (
-            Response.objects.filter(user=user, client_id=client_id).select_related("llm").first()
-        )
-        if existing is None:
+        earlier = _earlier_response(user=user, client_id=client_id)
+        if earlier is None:
             raise
-        return _result(existing, model=existing.llm.slug)
+        return _result(earlier)
     return SendResult(
         conversation_id=str(response.conversation_id),
         user_message_id=str(response.message.parent_id),
         response_id=str(response.pk),
         model=llm.slug,
     )
+
+
+def _earlier_response(*, user: User, client_id: str | None) -> UUID | None:
+    if not client_id:
+        return None
+    pk: UUID | None = (
+        Response.objects.filter(user=user, client_id=client_id).values_list("pk", flat=True).first()
+    )
+    return pk
+
+
+# A send's admission, in one round trip of two statements: lock the user's row,
+# then (a new statement, so a new snapshot that sees what a send holding the lock
+# before us committed) may the account chat (the `user` role; staff always may), an
+# earlier response with this client_id (a retry that raced its own first send), and
+# the user's live streams (batch generations, quota-exempt, never count).
+_ADMIT_SQL = """
+SELECT 1 FROM auth_user WHERE id = %(user_id)s FOR NO KEY UPDATE;
+SELECT u.is_staff OR EXISTS (
+         SELECT 1 FROM auth_user_groups ug JOIN auth_group g ON g.id = ug.group_id
+         WHERE ug.user_id = u.id AND g.name = %(role)s),
+       (SELECT r.message_id FROM chat_response r
+         WHERE r.user_id = u.id AND r.client_id = %(client_id)s),
+       (SELECT COUNT(*) FROM chat_response r JOIN chat_conversation c ON c.id = r.conversation_id
+         WHERE r.user_id = u.id AND r.status IN ('queued', 'running') AND c.source <> 'batch')
+FROM auth_user u WHERE u.id = %(user_id)s
+"""
 
 
 def _create_turn(
@@ -206,29 +235,17 @@ def _create_turn(
     regenerate: UUID | None = None,
     limits: quota.Limits,
 ) -> Response:
-    # Lock the user's row; the same statement tells whether the account may chat
-    # (the `user` role; staff always may), so the check costs no extra round trip.
-    may_chat = (
-        get_user_model()
-        .objects.select_for_update(no_key=True)
-        .filter(pk=user.pk)
-        .annotate(chatter=Exists(Group.objects.filter(user=OuterRef("pk"), name=CHAT_ROLE)))
-        .values_list("chatter", flat=True)
-        .get()
-    )
-    if not (may_chat or user.is_staff):
+    # Lock the user's row; the same statement makes the admission checks.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _ADMIT_SQL, {"role": CHAT_ROLE, "client_id": client_id or None, "user_id": user.pk}
+        )
+        cursor.nextset()
+        may_chat, earlier, live = cursor.fetchone()
+    if not may_chat:
         raise ArborError("forbidden", "Your account is not allowed to chat.")
-    if client_id:
-        # A retry that raced its own first send: under the lock, the winner is visible.
-        existing = Response.objects.filter(user=user, client_id=client_id).first()
-        if existing is not None:
-            return existing
-    # Batch generations (quota-exempt, run by an admin for a campaign) never count here.
-    live = (
-        Response.objects.filter(user=user, status__in=LIVE)
-        .exclude(conversation__source=Conversation.Source.BATCH)
-        .count()
-    )
+    if earlier is not None:
+        return Response.objects.get(pk=earlier)
     # Quota hook: streams under the user lock, max_tokens cap.
     accounts.check_concurrent_streams(live_count=live, limit=limits.concurrent_streams)
     if limits.max_tokens is not None and params["max_tokens"] > limits.max_tokens:
@@ -236,9 +253,7 @@ def _create_turn(
     now = timezone.now()
     created = conversation is None
     if conversation is None:
-        conversation = Conversation.objects.create(
-            user=user, llm=llm, title=_title_from(content), source=source
-        )
+        conversation = Conversation(user=user, llm=llm, title=_title_from(content), source=source)
         parent = None
     elif regenerate is not None or edit_of is not None:
         role = Message.Role.ASSISTANT if regenerate is not None else Message.Role.USER
@@ -256,17 +271,18 @@ def _create_turn(
             raise ArborError("not_found", "No such message in this conversation.")
     else:
         parent = conversation.messages.order_by("-created_at").first()
+    # The new rows go in one round trip (their ids are made here).
+    rows: list[Any] = [conversation] if created else []
     if regenerate is not None:
         assert parent is not None  # an answer always has its user message
         user_message = parent
     else:
-        user_message = Message.objects.create(
+        user_message = Message(
             conversation=conversation, parent=parent, role=Message.Role.USER, content=content
         )
-    assistant = Message.objects.create(
-        conversation=conversation, parent=user_message, role=Message.Role.ASSISTANT
-    )
-    response = Response.objects.create(
+        rows.append(user_message)
+    assistant = Message(conversation=conversation, parent=user_message, role=Message.Role.ASSISTANT)
+    response = Response(
         message=assistant,
         user=user,
         conversation=conversation,
@@ -274,6 +290,16 @@ def _create_turn(
         params=params,
         client_id=client_id or None,
     )
+    statements = insert_statements([*rows, assistant, response])
+    if not created:
+        statements.append(
+            (
+                f"UPDATE {Conversation._meta.db_table} SET updated_at = %s, llm_id = %s"
+                " WHERE id = %s",
+                [now, llm.pk, conversation.pk],
+            )
+        )
+    execute_together(statements)
     # Quota hook: reserve the worst case (a refusal rolls the whole turn back).
     quota.reserve_tokens(
         user_id=user.pk,
@@ -285,8 +311,6 @@ def _create_turn(
         conversation_id=conversation.pk,
         now=now,
     )
-    if not created:
-        Conversation.objects.filter(pk=conversation.pk).update(updated_at=now, llm=llm)
     response_id = str(response.pk)
     # A new conversation's context is just this message: the task carries it, and the
     # worker saves a query between the user's send and the engine request. A follow-up's
@@ -413,8 +437,13 @@ def claim_response(
             " worker = %s"
             f" FROM {llm_table} l"
             " WHERE r.message_id = %s AND r.status = %s AND l.id = r.llm_id"
-            " RETURNING r.created_at, r.params, r.conversation_id, r.llm_id,"
-            " l.slug, l.served_model_name",
+            " RETURNING r.created_at, r.params, r.conversation_id,"
+            " l.slug, l.served_model_name;\n"
+            # The endpoints in the same round trip (a no-op list when the claim failed).
+            + serving.CANDIDATES_SQL.format(
+                llm=f"(SELECT llm_id FROM {response_table} WHERE message_id = %s"
+                " AND status = %s AND worker = %s)"
+            ),
             [
                 Response.Status.RUNNING,
                 now,
@@ -422,12 +451,17 @@ def claim_response(
                 worker[:200],
                 as_uuid(response_id),
                 Response.Status.QUEUED,
+                as_uuid(response_id),
+                Response.Status.RUNNING,
+                worker[:200],
             ],
         )
         row = cursor.fetchone()
+        cursor.nextset()
+        endpoints = serving.rank_candidates(cursor.fetchall())
     if row is None:
         return None
-    created_at, params, conversation_id, llm_id, slug, served_model_name = row
+    created_at, params, conversation_id, slug, served_model_name = row
     if isinstance(params, str):  # Django reads jsonb as text and lets JSONField decode it
         params = json.loads(params)
     if messages is None:
@@ -438,7 +472,7 @@ def claim_response(
         served_model_name=served_model_name,
         messages=messages,
         params=params,
-        endpoints=serving.endpoint_candidates(llm_id=llm_id),
+        endpoints=endpoints,
         created_at=created_at,
         started_at=now,
     )

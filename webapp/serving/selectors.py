@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
 
 from webapp.common.errors import ArborError
 from webapp.serving.models import LLM, Endpoint
@@ -43,17 +44,45 @@ def llm_for_user(*, user: AbstractBaseUser, slug: str | None) -> LLM:
     return llm
 
 
-def llm_for_user_with_live(*, user: AbstractBaseUser, slug: str | None) -> tuple[LLM, bool]:
-    """`llm_for_user` and `has_live_endpoint` in one query (a send's admission path)."""
-    qs = llms_for_user(user=user).annotate(
-        live_endpoint=Exists(_live(Endpoint.objects.filter(llm_id=OuterRef("pk"))))
-    )
-    llm = qs.filter(slug=slug).first() if slug else qs.filter(is_default=True).first() or qs.first()
+# `llm_for_user` + `has_live_endpoint` + an earlier response with the send's client_id,
+# as plain SQL: this runs first on every send, and the ORM's compile of the same
+# query cost more than Postgres' run of it. Same rules as `llms_for_user` and `_live`.
+_ADMISSION_SQL = """
+SELECT l.*,
+  EXISTS (SELECT 1 FROM serving_endpoint e WHERE e.llm_id = l.id AND e.enabled
+          AND NOT e.draining AND e.health <> 'unhealthy') AS live_endpoint,
+  (SELECT r.message_id FROM chat_response r
+    WHERE r.user_id = %(user_id)s AND r.client_id = %(client_id)s) AS earlier
+FROM serving_llm l
+WHERE l.enabled
+  AND (%(staff)s
+       OR NOT EXISTS (SELECT 1 FROM serving_llm_groups lg WHERE lg.llm_id = l.id)
+       OR EXISTS (SELECT 1 FROM serving_llm_groups lg
+                  JOIN auth_user_groups ug ON ug.group_id = lg.group_id
+                  WHERE lg.llm_id = l.id AND ug.user_id = %(user_id)s))
+  AND (%(slug)s::text IS NULL OR l.slug = %(slug)s)
+ORDER BY l.is_default DESC, l.position, l.slug
+LIMIT 1
+"""
+
+
+def llm_for_user_with_live(
+    *, user: AbstractBaseUser, slug: str | None, client_id: str | None = None
+) -> tuple[LLM, bool, Any]:
+    """`llm_for_user`, `has_live_endpoint` and the user's response with `client_id`
+    (None if there is none) in one query: a send's admission path."""
+    params = {
+        "user_id": user.pk,
+        "client_id": client_id or None,
+        "staff": bool(getattr(user, "is_staff", False)),
+        "slug": slug or None,
+    }
+    llm = next(iter(LLM.objects.raw(_ADMISSION_SQL, params)), None)
     if llm is None:
         raise ArborError(
             "not_found", f"No model named {slug!r}." if slug else "No model is set up."
         )
-    return llm, bool(llm.live_endpoint)
+    return llm, bool(llm.live_endpoint), llm.earlier  # type: ignore[attr-defined]
 
 
 def _live(qs: QuerySet[Endpoint]) -> QuerySet[Endpoint]:
@@ -76,35 +105,45 @@ def endpoint_load(endpoint: Endpoint, *, ours: int) -> float:
     return max(float(ours), endpoint.running or 0.0) + (endpoint.queued or 0.0)
 
 
+# A model's usable endpoints with Arbor's running streams on each, as plain SQL
+# (ranked by `rank_candidates`): a worker runs it between the claim and the engine request, where every round trip
+# is time to first token, so `claim_response` sends it in the claim's own trip
+# (`{llm}` is then a subquery). Same filter as `_live`.
+CANDIDATES_SQL = (
+    "SELECT e.id, e.base_url, e.api_key, e.weight, e.max_concurrency, e.health,"
+    " e.running, e.queued,"
+    " (SELECT COUNT(*) FROM chat_response r WHERE r.endpoint_id = e.id AND r.status = 'running')"
+    " FROM serving_endpoint e WHERE e.llm_id = {llm} AND e.enabled AND NOT e.draining"
+    " AND e.health <> 'unhealthy'"
+)
+
+
 def endpoint_candidates(*, llm_id: int) -> list[EndpointTarget]:
-    """Return the model's usable endpoints, least loaded (per unit of weight) first.
+    """Return the model's usable endpoints, least loaded (per unit of weight) first."""
+    with connection.cursor() as cursor:
+        cursor.execute(CANDIDATES_SQL.format(llm="%s"), [llm_id])
+        return rank_candidates(cursor.fetchall())
+
+
+def rank_candidates(rows: list[tuple[Any, ...]]) -> list[EndpointTarget]:
+    """Order `CANDIDATES_SQL` rows, least loaded (per unit of weight) first.
 
     Healthy endpoints come before ones not checked yet at equal load; endpoints
     at their `max_concurrency` of Arbor streams are left out.
     """
-    from webapp.chat.models import Response
-
-    # Arbor's running streams per endpoint in the same query: a worker calls this
-    # between the claim and the engine request, where every round trip is TTFT.
-    running = (
-        Response.objects.filter(endpoint_id=OuterRef("pk"), status=Response.Status.RUNNING)
-        .order_by()
-        .values("endpoint_id")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    endpoints = list(
-        _live(Endpoint.objects.filter(llm_id=llm_id)).annotate(ours=Coalesce(Subquery(running), 0))
-    )
-    endpoints = [e for e in endpoints if e.ours < e.max_concurrency]
-    endpoints.sort(
-        key=lambda e: (
-            endpoint_load(e, ours=e.ours) / max(e.weight, 1),
-            e.health != "healthy",
-            e.pk,
+    ranked = []
+    for pk, base_url, api_key, weight, max_concurrency, health, running, queued, ours in rows:
+        if ours >= max_concurrency:
+            continue
+        load = endpoint_load(Endpoint(running=running, queued=queued), ours=ours)
+        ranked.append(
+            (
+                (load / max(weight, 1), health != Endpoint.Health.HEALTHY, pk),
+                EndpointTarget(id=pk, base_url=base_url, api_key=api_key),
+            )
         )
-    )
-    return [EndpointTarget(id=e.pk, base_url=e.base_url, api_key=e.api_key) for e in endpoints]
+    ranked.sort(key=lambda item: item[0])
+    return [target for _, target in ranked]
 
 
 def running_per_endpoint(endpoint_ids: list[int]) -> dict[int, int]:
