@@ -45,6 +45,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -64,6 +65,7 @@ from webapp.accounts.models import (
     QuotaRefusal,
     UsageRecord,
 )
+from webapp.common.db import Statement, together
 from webapp.common.errors import ArborError, ErrorCode
 
 log = logging.getLogger(__name__)
@@ -352,12 +354,15 @@ def reserve_tokens(
     conversation_id: str | UUID | None = None,
     prompt_estimate: int | None = None,
     now: datetime | None = None,
+    before: Sequence[Statement] = (),
 ) -> Reservation:
     """Reserve a request's worst case against the day and month limits, or refuse it.
 
     Give either `conversation_id` (the estimate is computed from the stored
     conversation, which must already hold the new message) or `prompt_estimate`.
     Runs in the caller's transaction (or its own): a refusal rolls it back.
+    `before`: statements of the caller's (a send's inserts) to run first, in the
+    same round trip.
     """
     now = utc(now)
     params: dict[str, Any] = {
@@ -389,7 +394,12 @@ def reserve_tokens(
     sql = _reserve_sql(from_conversation=conversation_id is not None)
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         for attempt in (1, 2):
-            cursor.execute(sql, params)
+            if attempt == 1 and before:
+                cursor.execute(together([*before, (sql, params)]))
+                for _ in before:
+                    cursor.nextset()
+            else:
+                cursor.execute(sql, params)
             prompt, tokens, periods, inserted = cursor.fetchone()
             if inserted:
                 return Reservation(str(response_id), int(prompt), int(tokens))

@@ -31,7 +31,7 @@ from webapp.accounts import services as accounts
 from webapp.chat import eventlog
 from webapp.chat.events import ArchiveBuilder, Event
 from webapp.chat.models import Conversation, EventArchive, Message, Response
-from webapp.common.db import execute_together, insert_statements
+from webapp.common.db import insert_statements
 from webapp.common.errors import ArborError
 from webapp.common.types import as_uuid
 from webapp.serving import selectors as serving
@@ -299,9 +299,10 @@ def _create_turn(
                 [now, llm.pk, conversation.pk],
             )
         )
-    execute_together(statements)
-    # Quota hook: reserve the worst case (a refusal rolls the whole turn back).
+    # Quota hook: reserve the worst case (a refusal rolls the whole turn back), in the
+    # round trip of the inserts.
     quota.reserve_tokens(
+        before=statements,
         user_id=user.pk,
         username=user.get_username(),
         response_id=response.pk,

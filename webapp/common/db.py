@@ -1,44 +1,49 @@
 """Round-trip savers for hot paths: several statements in one trip to Postgres.
 
 On a send's path to the first token every round trip counts twice over: the
-wait itself, and the wait for the GIL after it when the process is busy.
+wait itself, and the wait for the GIL after it when the process is busy. So a
+send's rows go in as one simple-protocol query of several statements, bound
+client-side (psycopg's mogrify, as Django's `compose_sql`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.db import connection
-from django.db.models import Model
-from django.db.models.sql import InsertQuery
+from django.db.models import Field, Model
+
+Statement = tuple[str, Sequence[Any] | Mapping[str, Any]]
 
 
-def insert_statements(objs: Sequence[Model]) -> list[tuple[str, list[Any]]]:
-    """Return Django's own INSERT (SQL, params) for each instance, without running it.
+@functools.cache
+def _insert_sql(model: type[Model]) -> tuple[str, tuple[Field[Any, Any], ...]]:
+    fields = tuple(f for f in model._meta.local_concrete_fields if not f.generated)
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    return f"INSERT INTO {quote(model._meta.db_table)} ({columns}) VALUES ({marks})", fields
 
-    The instances' primary keys must be set client-side (UUID defaults). Fields
-    are prepared as `Model.save()` would (`auto_now_add`, JSON, defaults).
+
+def insert_statements(objs: Sequence[Model]) -> list[Statement]:
+    """Return an INSERT statement for each new instance, prepared as `save()` would.
+
+    The primary keys must be set client-side (UUID defaults); `auto_now_add`
+    fields get their value here, as in `save()`.
     """
-    out: list[tuple[str, list[Any]]] = []
+    out: list[Statement] = []
     for obj in objs:
-        fields = [f for f in obj._meta.local_concrete_fields if not f.generated]
-        query = InsertQuery(type(obj))
-        query.insert_values(fields, [obj], raw=False)
-        for sql, params in query.get_compiler(connection=connection).as_sql():
-            out.append((sql, list(params)))
+        sql, fields = _insert_sql(type(obj))
+        params = [f.get_db_prep_save(f.pre_save(obj, True), connection=connection) for f in fields]
+        out.append((sql, params))
         obj._state.adding = False
         obj._state.db = connection.alias
     return out
 
 
-def execute_together(statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
-    """Run the statements in one round trip, in order, in the caller's transaction.
-
-    Relies on client-side binding (Django's default cursor with psycopg 3), which
-    sends them as one simple-protocol query.
-    """
-    sql = ";\n".join(s for s, _ in statements)
-    params: list[Any] = [p for _, ps in statements for p in ps]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+def together(statements: Sequence[Statement]) -> str:
+    """Bind each statement client-side and join them into one query text."""
+    compose = connection.ops.compose_sql  # type: ignore[attr-defined]  # the Postgres backend's
+    return ";\n".join(compose(sql, params) for sql, params in statements)
