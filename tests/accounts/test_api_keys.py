@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import timedelta
 from io import StringIO
 from typing import Any
 
@@ -39,6 +40,19 @@ def test_use_is_recorded(alice: Any) -> None:
     key, raw = create_api_key(user=alice)
     assert get_with(raw).status_code == 200
     assert ApiKey.objects.get(pk=key.pk).last_used_at is not None
+
+
+def test_use_is_recorded_at_most_once_a_minute(alice: Any, django_assert_num_queries: Any) -> None:
+    key, raw = create_api_key(user=alice)
+    assert user_for_api_key(raw=raw) == alice
+    first = ApiKey.objects.get(pk=key.pk).last_used_at
+    assert first is not None
+    with django_assert_num_queries(1):  # the lookup only: no write within the minute
+        assert user_for_api_key(raw=raw) == alice
+    assert ApiKey.objects.get(pk=key.pk).last_used_at == first
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=first - timedelta(minutes=2))
+    assert user_for_api_key(raw=raw) == alice
+    assert ApiKey.objects.get(pk=key.pk).last_used_at > first - timedelta(minutes=1)
 
 
 def test_revoked_key_is_rejected(alice: Any) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -28,6 +28,8 @@ from webapp.common.errors import ArborError
 
 ROLE_GROUPS = ("user", "annotator")
 KEY_PREFIX = "arb_"
+# How fresh a key's `last_used_at` is kept (shown to its owner as "last used").
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def user_roles(*, user: User | AnonymousUser) -> list[str]:
@@ -144,7 +146,7 @@ def user_for_api_key(*, raw: str) -> User | None:
     )
     if key is None:
         return None
-    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    _touch(key)
     return key.user
 
 
@@ -158,8 +160,17 @@ def api_key_for(*, raw: str) -> ApiKey | None:
         .first()
     )
     if key is not None:
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+        _touch(key)
     return key
+
+
+def _touch(key: ApiKey) -> None:
+    """Record the key's use, at most once a minute: a script's every call would
+    otherwise add a write (and a round trip before its first token)."""
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
 
 
 def revoke_api_key(*, user: User, key_id: int, now: datetime | None = None) -> None:

@@ -103,6 +103,7 @@ def send_message(
     regenerate: UUID | None = None,
     source: str = Conversation.Source.CHAT,
     extra_params: dict[str, Any] | None = None,
+    admitted: tuple[LLM, bool] | None = None,
 ) -> SendResult:
     """Store a user message and a queued response to it, and enqueue generation.
 
@@ -114,6 +115,10 @@ def send_message(
     request's own `messages`) is stored as `Response.params["extra"]` and merged
     as is into the engine request body (generation.py `_request()`); the caller
     validates it. Chats never set it.
+
+    `admitted`: the model and whether it is live, when the caller already read
+    them with `serving.llm_for_user_with_live` (the gateway, which checks the
+    request against the model first); never with `client_id`.
     """
     if regenerate is None and not content.strip():
         raise ArborError("invalid_request", "The message is empty.")
@@ -138,10 +143,14 @@ def send_message(
     # The model, whether it has an endpoint able to take work, and an earlier
     # response with this client_id (an idempotent retry): one query.
     try:
-        llm, live, earlier = serving.llm_for_user_with_live(
-            user=user,
-            slug=model or (conversation.llm.slug if conversation else None),
-            client_id=client_id,
+        llm, live, earlier = (
+            (*admitted, None)
+            if admitted is not None and not client_id
+            else serving.llm_for_user_with_live(
+                user=user,
+                slug=model or (conversation.llm.slug if conversation else None),
+                client_id=client_id,
+            )
         )
     except ArborError:
         earlier = _earlier_response(user=user, client_id=client_id)

@@ -49,7 +49,6 @@ from uuid import UUID
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
-from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
@@ -198,14 +197,15 @@ def _check_size(req: ChatCompletionIn) -> None:
 def _start(*, key: ApiKey, req: ChatCompletionIn) -> Started:
     """Resolve the model and create one queued response per choice (in one thread)."""
     user = key.user
-    llm = (
-        serving.llms_for_user(user=user)
-        .filter(Q(slug=req.model) | Q(served_model_name=req.model))
-        .order_by("position", "slug")
-        .first()
-    )
-    if llm is None:
-        raise _ModelNotFound(f"The model '{req.model}' does not exist or you do not have access.")
+    try:
+        # The model and its liveness in one query, handed on to send_message.
+        llm, live, _ = serving.llm_for_user_with_live(
+            user=user, slug=req.model, by_served_name=True
+        )
+    except ArborError:
+        raise _ModelNotFound(
+            f"The model '{req.model}' does not exist or you do not have access."
+        ) from None
     asked_max = req.max_new_tokens
     if asked_max is not None and asked_max >= llm.context_length:
         param = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"
@@ -228,6 +228,7 @@ def _start(*, key: ApiKey, req: ChatCompletionIn) -> Started:
         params=params,
         source=Conversation.Source.GATEWAY,
         extra_params=extra or None,
+        admitted=(llm, live),
     )
     ids = [first.response_id]
     try:

@@ -60,22 +60,32 @@ WHERE l.enabled
        OR EXISTS (SELECT 1 FROM serving_llm_groups lg
                   JOIN auth_user_groups ug ON ug.group_id = lg.group_id
                   WHERE lg.llm_id = l.id AND ug.user_id = %(user_id)s))
-  AND (%(slug)s::text IS NULL OR l.slug = %(slug)s)
-ORDER BY l.is_default DESC, l.position, l.slug
+  AND (%(slug)s::text IS NULL OR l.slug = %(slug)s
+       OR (%(by_served_name)s AND l.served_model_name = %(slug)s))
+ORDER BY l.is_default AND %(slug)s::text IS NULL DESC, l.position, l.slug
 LIMIT 1
 """
 
 
 def llm_for_user_with_live(
-    *, user: AbstractBaseUser, slug: str | None, client_id: str | None = None
+    *,
+    user: AbstractBaseUser,
+    slug: str | None,
+    client_id: str | None = None,
+    by_served_name: bool = False,
 ) -> tuple[LLM, bool, Any]:
     """`llm_for_user`, `has_live_endpoint` and the user's response with `client_id`
-    (None if there is none) in one query: a send's admission path."""
+    (None if there is none) in one query: a send's admission path.
+
+    `by_served_name`: `slug` may also be the model's served name (the gateway's
+    `model`); the first match in the registry's order wins.
+    """
     params = {
         "user_id": user.pk,
         "client_id": client_id or None,
         "staff": bool(getattr(user, "is_staff", False)),
         "slug": slug or None,
+        "by_served_name": by_served_name,
     }
     llm = next(iter(LLM.objects.raw(_ADMISSION_SQL, params)), None)
     if llm is None:
