@@ -10,8 +10,9 @@ Per response: a reader task pulls events from the engine (failing over to the
 next endpoint when one refuses before streaming) into a queue; the main loop
 coalesces deltas for ARBOR_COALESCE_MS, feeds the reasoning to the trace
 builder, appends numbered events to the log (reading the cancel flag in the
-same round trip), flushes text and steps to Postgres about once a second, and
-writes the terminal state exactly once.
+same round trip), flushes text and steps to Postgres about once a second (in the
+background, one flush at a time, so a slow database never holds up live
+delivery), and writes the terminal state exactly once, after the last flush.
 """
 
 from __future__ import annotations
