@@ -1,4 +1,4 @@
-"""Keep the JSON API's one error shape for answers Django or ninja make themselves."""
+"""Middleware of our own: the JSON API's one error shape, and async static files."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from whitenoise.middleware import WhiteNoiseMiddleware
 
 API_PREFIX = "/api/"
 _REWRITE = {
@@ -56,3 +57,36 @@ class ApiErrorShapeMiddleware:
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         response = await self.get_response(request)
         return self._fix(request, response)
+
+
+class StaticFilesMiddleware(WhiteNoiseMiddleware):
+    """WhiteNoise, able to run in Django's async chain.
+
+    WhiteNoise's own middleware is sync-only, and one sync-only middleware makes
+    Django run the whole chain around it in its single shared sync thread, with
+    a hop back to the event loop for everything below it: every request of the
+    process queued through one thread (the gateway's time to first token paid
+    for that). Looking a path up in WhiteNoise's table is a dict lookup (a stat
+    with autorefresh, in development), so it is done on the loop.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        super().__init__(get_response)
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        return super().__call__(request)
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        path = request.path_info
+        static_file = self.find_file(path) if self.autorefresh else self.files.get(path)
+        if static_file is not None:
+            return self.serve(static_file, request)
+        response: HttpResponseBase = await self.get_response(request)
+        return response
