@@ -29,7 +29,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -371,11 +371,15 @@ class SGLangClient:
 
     # ---- streaming chat
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[Event]:
+    async def stream_chat(
+        self, request: ChatRequest, *, on_accept: Callable[[], None] | None = None
+    ) -> AsyncIterator[Event]:
         """POST ``/v1/chat/completions`` with ``stream=true`` and yield typed events.
 
         Wrap the iteration in ``contextlib.aclosing`` so that breaking out early closes
         the HTTP response promptly (then call :meth:`abort` to stop the engine's work).
+        ``on_accept`` is called once the engine has answered 200 with an event stream,
+        before the first token (a refusal raises :class:`EngineRefused` instead).
         """
         url = self.base_url + "/v1/chat/completions"
         body = request.to_body(stream=True)
@@ -402,6 +406,8 @@ class SGLangClient:
                     f"expected text/event-stream, got {ctype!r}: "
                     + self._scrub(_error_message(raw)),
                 )
+            if on_accept is not None:
+                on_accept()
             async for event in self._iter_events(response):
                 yield event
         finally:

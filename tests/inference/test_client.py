@@ -115,6 +115,36 @@ async def test_length_finish_and_request_body(emu: Any) -> None:
     )
 
 
+async def test_on_accept_runs_once_at_the_200_before_any_event(emu: Any) -> None:
+    """The engine's 200 is known before its first token (time to first token is long)."""
+    client = SGLangClient(emu.url)
+    seen: list[str] = []
+    try:
+        async with contextlib.aclosing(
+            client.stream_chat(
+                req("What is 2+2? [[emulator ttft_ms=300]]", rid="accept-1"),
+                on_accept=lambda: seen.append("accepted"),
+            )
+        ) as stream:
+            async for event in stream:
+                seen.append(type(event).__name__)
+        assert seen[0] == "accepted" and seen.count("accepted") == 1
+        assert "ReasoningDelta" in seen
+        # A refusal raises, and never counts as accepted.
+        refused: list[str] = []
+        with pytest.raises(EngineRefused):
+            async with contextlib.aclosing(
+                client.stream_chat(
+                    req("[[emulator fault=refuse]]"), on_accept=lambda: refused.append("x")
+                )
+            ) as stream:
+                async for _ in stream:
+                    pass
+        assert refused == []
+    finally:
+        await client.aclose()
+
+
 def test_to_body_merges_extra_last() -> None:
     body = req(temperature_override=1, stop=["x"]).to_body(stream=False)
     assert body["stream"] is False and "stream_options" not in body and body["stop"] == ["x"]

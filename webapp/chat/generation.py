@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import logging
 import os
 import socket
@@ -357,7 +358,12 @@ class Generation:
             for endpoint in self.job.endpoints:
                 client = self._client_for(endpoint)
                 self.trying = client
-                stream = client.stream_chat(self._request())
+                accepted = _Accepted(endpoint, client)
+                # Started as soon as the engine says 200 (before its first token): the
+                # gateway's headers and the UI's "started" need not wait for thinking.
+                stream = client.stream_chat(
+                    self._request(), on_accept=functools.partial(self.queue.put_nowait, accepted)
+                )
                 try:
                     first = await stream.__anext__()
                 except StopAsyncIteration:
@@ -374,7 +380,7 @@ class Generation:
                         error=exc.message,
                     )
                     continue
-                await self.queue.put(_Accepted(endpoint, client))
+                # (`on_accept` has queued the acceptance: a 200 comes before any event.)
                 if first is not None:
                     await self.queue.put(first)
                     async for event in stream:
