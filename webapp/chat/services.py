@@ -244,7 +244,7 @@ def _create_turn(
     regenerate: UUID | None = None,
     limits: quota.Limits,
 ) -> Response:
-    # Lock the user's row; the same statement makes the admission checks.
+    # Lock the user's row, then make the admission checks: one round trip (_ADMIT_SQL).
     with connection.cursor() as cursor:
         cursor.execute(
             _ADMIT_SQL, {"role": CHAT_ROLE, "client_id": client_id or None, "user_id": user.pk}
