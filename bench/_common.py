@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,23 @@ def setup_django(*, db: str, redis: str, fresh: bool) -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+
+
+def start_daphne(*, env: dict[str, str], name: str) -> tuple[subprocess.Popen[bytes], str]:
+    """Start Daphne on a free port with the pool on; return it and its URL once healthy.
+
+    Its log goes to `.run/test-logs/bench-<name>-daphne.log`.
+    """
+    from tests.stack import free_port, wait_http
+
+    port = free_port()
+    env = {**env, "ARBOR_DB_POOL": "true"}
+    log = REPO / ".run" / "test-logs" / f"bench-{name}-daphne.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"],
+        cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/healthz", proc=proc)
+    return proc, url

@@ -35,7 +35,6 @@ import argparse
 import os
 import random
 import re
-import subprocess
 import sys
 import time
 import uuid
@@ -44,10 +43,10 @@ from pathlib import Path
 from typing import Any
 
 try:
-    from bench._common import REPO, django_env, load_jsonl, print_table, write_json
+    from bench._common import django_env, load_jsonl, print_table, start_daphne, write_json
     from bench._common import setup_django as bench_setup_django
 except ImportError:  # run as a script: .venv/bin/python bench/export.py
-    from _common import REPO, django_env, load_jsonl, print_table, write_json  # type: ignore[no-redef]
+    from _common import django_env, load_jsonl, print_table, start_daphne, write_json  # type: ignore[no-redef]
     from _common import setup_django as bench_setup_django  # type: ignore[no-redef]
 
 DB = "arbor_bench_export"
@@ -383,23 +382,6 @@ def proc_kb(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
-def start_daphne() -> tuple[Any, str]:
-    from tests.stack import free_port, wait_http
-
-    port = free_port()
-    env = env_for_django()
-    env["ARBOR_DB_POOL"] = "true"
-    log = REPO / ".run" / "test-logs" / "bench-export-daphne.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"],
-        cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/healthz", proc=proc)
-    return proc, url
-
-
 def session_cookie() -> str:
     from django.conf import settings
     from django.contrib.auth import get_user_model
@@ -492,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     from django.db import connections
 
     connections.close_all()
-    proc, url = start_daphne()
+    proc, url = start_daphne(env=env_for_django(), name="export")
     rows: list[dict[str, Any]] = []
     try:
         for size in sizes:

@@ -34,15 +34,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 from typing import Any
 
 try:
-    from bench._common import FIXTURES, REPO, django_env, print_table, write_json
+    from bench._common import FIXTURES, django_env, print_table, start_daphne, write_json
     from bench._common import setup_django as bench_setup_django
 except ImportError:  # run as a script: .venv/bin/python bench/workbench_open.py
-    from _common import FIXTURES, REPO, django_env, print_table, write_json  # type: ignore[no-redef]
+    from _common import FIXTURES, django_env, print_table, start_daphne, write_json  # type: ignore[no-redef]
     from _common import setup_django as bench_setup_django  # type: ignore[no-redef]
 
 DB = "arbor_bench_workbench"
@@ -132,23 +131,6 @@ def seed(min_units: int) -> dict[str, Any]:
     }
 
 
-def start_daphne() -> tuple[subprocess.Popen[bytes], str]:
-    from tests.stack import free_port, wait_http
-
-    port = free_port()
-    env = env_for_django()
-    env["ARBOR_DB_POOL"] = "true"
-    log = REPO / ".run" / "test-logs" / "bench-workbench-daphne.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "webapp.asgi:application"],
-        cwd=REPO, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/healthz", proc=proc)
-    return proc, url
-
-
 def session_cookie(user: Any) -> tuple[str, str]:
     from django.conf import settings
     from django.test import Client
@@ -235,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_django(fresh=not args.reuse)
     seeded = seed(args.min_units)
     cookie = session_cookie(seeded["annotator"])
-    proc, url = start_daphne()
+    proc, url = start_daphne(env=env_for_django(), name="workbench")
     try:
         rows = measure(url, cookie, seeded["campaign"], args.runs)
     finally:
