@@ -9,34 +9,9 @@ import {
 } from "../../lib/usage";
 import type { AdminStats, Distribution, Endpoint, Limits, UsageApi, UsageRow, UserQuota } from "../../lib/usage";
 import { ChartCard, HBars, Legend, StackedBars, TimeChart, shortDay } from "../charts/Chart";
+import { errText, useLoad } from "../../lib/load";
+import type { Loaded } from "../../lib/load";
 import { notify } from "./Shell";
-
-function errText(e: unknown): string {
-  return e instanceof ApiError ? e.message : "Something went wrong.";
-}
-
-interface Loaded<T> {
-  data: T | null;
-  error: string | null;
-  loading: boolean;
-}
-
-function useLoad<T>(fn: () => Promise<T>, deps: unknown[]): Loaded<T> & { reload: () => void } {
-  const [st, setSt] = useState<Loaded<T>>({ data: null, error: null, loading: true });
-  const [n, setN] = useState(0);
-  useEffect(() => {
-    let live = true;
-    setSt((s) => ({ ...s, loading: s.data === null, error: null }));
-    fn().then(
-      (data) => live && setSt({ data, error: null, loading: false }),
-      (e) => live && setSt((s) => ({ ...s, error: errText(e), loading: false })),
-    );
-    return () => {
-      live = false;
-    };
-  }, [...deps, n]);
-  return { ...st, reload: () => setN((x) => x + 1) };
-}
 
 // ---- date range ---------------------------------------------------------------------
 
