@@ -112,6 +112,13 @@ if env.bool("ARBOR_DB_POOL", True):
     # Postgres restart the pool would otherwise hand out dead connections and the
     # first request on each would fail (issue 7, faults).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Prepared statements for the hot paths' own SQL (common.db.run_prepared: a send's
+# admission, inserts and quota, a worker's claim), which Postgres would otherwise
+# plan on every run. Django's own queries are never prepared. Off for a pooler
+# that cannot keep them (PgBouncer in transaction mode before 1.21, or without
+# `max_prepared_statements`).
+if env.bool("ARBOR_DB_PREPARED", True):
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 DATABASES["default"]["TEST"] = {"NAME": env.str("ARBOR_TEST_DATABASE", "test_arbor")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

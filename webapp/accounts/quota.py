@@ -65,7 +65,7 @@ from webapp.accounts.models import (
     QuotaRefusal,
     UsageRecord,
 )
-from webapp.common.db import Statement, together
+from webapp.common.db import Statement, run_prepared
 from webapp.common.errors import ArborError, ErrorCode
 
 log = logging.getLogger(__name__)
@@ -392,15 +392,11 @@ def reserve_tokens(
         "prompt": prompt_estimate or 0,
     }
     sql = _reserve_sql(from_conversation=conversation_id is not None)
-    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
+    with transaction.atomic(savepoint=False):
         for attempt in (1, 2):
-            if attempt == 1 and before:
-                cursor.execute(together([*before, (sql, params)]))
-                for _ in before:
-                    cursor.nextset()
-            else:
-                cursor.execute(sql, params)
-            prompt, tokens, periods, inserted = cursor.fetchone()
+            # (The caller's statements go first in the first round trip.)
+            results = run_prepared([*(before if attempt == 1 else ()), (sql, params)])
+            prompt, tokens, periods, inserted = results[-1][0]
             if inserted:
                 return Reservation(str(response_id), int(prompt), int(tokens))
             if attempt == 1:

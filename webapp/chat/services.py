@@ -23,7 +23,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from webapp.accounts import quota
@@ -31,7 +31,7 @@ from webapp.accounts import services as accounts
 from webapp.chat import eventlog
 from webapp.chat.events import ArchiveBuilder, Event
 from webapp.chat.models import Conversation, EventArchive, Message, Response
-from webapp.common.db import insert_statements
+from webapp.common.db import insert_statements, run_prepared
 from webapp.common.errors import ArborError
 from webapp.common.types import as_uuid
 from webapp.serving import selectors as serving
@@ -217,8 +217,8 @@ def _earlier_response(*, user: User, client_id: str | None) -> UUID | None:
 # before us committed) may the account chat (the `user` role; staff always may), an
 # earlier response with this client_id (a retry that raced its own first send), and
 # the user's live streams (batch generations, quota-exempt, never count).
+_LOCK_USER_SQL = "SELECT 1 FROM auth_user WHERE id = %(user_id)s FOR NO KEY UPDATE"
 _ADMIT_SQL = """
-SELECT 1 FROM auth_user WHERE id = %(user_id)s FOR NO KEY UPDATE;
 SELECT u.is_staff OR EXISTS (
          SELECT 1 FROM auth_user_groups ug JOIN auth_group g ON g.id = ug.group_id
          WHERE ug.user_id = u.id AND g.name = %(role)s),
@@ -244,13 +244,10 @@ def _create_turn(
     regenerate: UUID | None = None,
     limits: quota.Limits,
 ) -> Response:
-    # Lock the user's row, then make the admission checks: one round trip (_ADMIT_SQL).
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _ADMIT_SQL, {"role": CHAT_ROLE, "client_id": client_id or None, "user_id": user.pk}
-        )
-        cursor.nextset()
-        may_chat, earlier, live = cursor.fetchone()
+    # Lock the user's row, then make the admission checks: one round trip.
+    admit = {"role": CHAT_ROLE, "client_id": client_id or None, "user_id": user.pk}
+    _, checks = run_prepared([(_LOCK_USER_SQL, admit), (_ADMIT_SQL, admit)])
+    may_chat, earlier, live = checks[0]
     if not may_chat:
         raise ArborError("forbidden", "Your account is not allowed to chat.")
     if earlier is not None:
@@ -441,34 +438,28 @@ def claim_response(
     now = timezone.now()
     response_table = Response._meta.db_table
     llm_table = LLM._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {response_table} r SET status = %s, started_at = %s, heartbeat_at = %s,"
-            " worker = %s"
-            f" FROM {llm_table} l"
-            " WHERE r.message_id = %s AND r.status = %s AND l.id = r.llm_id"
-            " RETURNING r.created_at, r.params, r.conversation_id,"
-            " l.slug, l.served_model_name;\n"
-            # The endpoints in the same round trip (a no-op list when the claim failed).
-            + serving.CANDIDATES_SQL.format(
-                llm=f"(SELECT llm_id FROM {response_table} WHERE message_id = %s"
-                " AND status = %s AND worker = %s)"
-            ),
-            [
-                Response.Status.RUNNING,
-                now,
-                now,
-                worker[:200],
-                as_uuid(response_id),
-                Response.Status.QUEUED,
-                as_uuid(response_id),
-                Response.Status.RUNNING,
-                worker[:200],
-            ],
-        )
-        row = cursor.fetchone()
-        cursor.nextset()
-        endpoints = serving.rank_candidates(cursor.fetchall())
+    claim = (
+        f"UPDATE {response_table} r SET status = %s, started_at = %s, heartbeat_at = %s,"
+        " worker = %s"
+        f" FROM {llm_table} l"
+        " WHERE r.message_id = %s AND r.status = %s AND l.id = r.llm_id"
+        " RETURNING r.created_at, r.params, r.conversation_id, l.slug, l.served_model_name"
+    )
+    # The endpoints in the same round trip (none when the claim failed).
+    candidates = serving.CANDIDATES_SQL.format(
+        llm=f"(SELECT llm_id FROM {response_table} WHERE message_id = %s"
+        " AND status = %s AND worker = %s)"
+    )
+    rid = as_uuid(response_id)
+    running, queued = Response.Status.RUNNING.value, Response.Status.QUEUED.value
+    claimed, ranked = run_prepared(
+        [
+            (claim, [running, now, now, worker[:200], rid, queued]),
+            (candidates, [rid, running, worker[:200]]),
+        ]
+    )
+    row = claimed[0] if claimed else None
+    endpoints = serving.rank_candidates(ranked)
     if row is None:
         return None
     created_at, params, conversation_id, slug, served_model_name = row

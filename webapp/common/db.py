@@ -1,21 +1,28 @@
-"""Round-trip savers for hot paths: several statements in one trip to Postgres.
+"""Round-trip savers for hot paths: several prepared statements in one trip to Postgres.
 
 On a send's path to the first token every round trip counts twice over: the
-wait itself, and the wait for the GIL after it when the process is busy. So a
-send's rows go in as one simple-protocol query of several statements, bound
-client-side (psycopg's mogrify, as Django's `compose_sql`).
+wait itself, and the wait for the GIL after it when the process is busy. And
+Postgres plans a statement on every run unless it is prepared: for the
+admission and quota statements the planning took longer than the run. So the
+hot paths send their statements with `run_prepared`: bound server-side,
+prepared once per connection (the pool keeps connections, and psycopg their
+prepared statements), and all sent in one round trip (psycopg's pipeline mode).
+Django's own queries keep its default client-side binding.
 """
 
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import psycopg
 from django.db import connection
 from django.db.models import Field, Model
 
 Statement = tuple[str, Sequence[Any] | Mapping[str, Any]]
+Rows = list[tuple[Any, ...]]
 
 
 @functools.cache
@@ -43,7 +50,36 @@ def insert_statements(objs: Sequence[Model]) -> list[Statement]:
     return out
 
 
-def together(statements: Sequence[Statement]) -> str:
-    """Bind each statement client-side and join them into one query text."""
-    compose = connection.ops.compose_sql  # type: ignore[attr-defined]  # the Postgres backend's
-    return ";\n".join(compose(sql, params) for sql, params in statements)
+def run_prepared(statements: Sequence[Statement]) -> list[Rows]:
+    """Run the statements in one round trip, each prepared; return each one's rows.
+
+    They run in order in the current transaction (or each in its own, in
+    autocommit), each with its own snapshot; the first that fails stops the rest
+    and raises Django's error for it (e.g. `IntegrityError`). A statement that
+    returns nothing gives `[]`. Like Django's cursor, this logs the statements
+    when queries are recorded (`DEBUG`, `CaptureQueriesContext`).
+    """
+    connection.ensure_connection()
+    connection.validate_no_broken_transaction()
+    raw: psycopg.Connection[Any] = connection.connection
+    start = time.monotonic()
+    with connection.wrap_database_errors:
+        cursors = []
+        with raw.pipeline():
+            for sql, params in statements:
+                # A plain psycopg cursor, whatever Django's cursor factory: server-side
+                # binding is what lets Postgres keep the statement's parse and plan.
+                cursor = psycopg.Cursor(raw)
+                cursor.execute(sql, params, prepare=True)
+                cursors.append(cursor)
+        results = []
+        for cursor in cursors:
+            results.append(cursor.fetchall() if cursor.description else [])
+            cursor.close()
+    if connection.queries_logged:
+        duration = (time.monotonic() - start) / max(1, len(statements))
+        for sql, params in statements:
+            connection.queries_log.append(
+                {"sql": f"{sql} -- {params!r}", "time": f"{duration:.3f}"}
+            )
+    return results

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Field, Q, QuerySet
 
+from webapp.common.db import run_prepared
 from webapp.common.errors import ArborError
 from webapp.serving.models import LLM, Endpoint
 
@@ -46,9 +48,10 @@ def llm_for_user(*, user: AbstractBaseUser, slug: str | None) -> LLM:
 
 # `llm_for_user` + `has_live_endpoint` + an earlier response with the send's client_id,
 # as plain SQL: this runs first on every send, and the ORM's compile of the same
-# query cost more than Postgres' run of it. Same rules as `llms_for_user` and `_live`.
+# query cost more than Postgres' run of it (and Postgres' planning more than its run:
+# it goes prepared, see common.db). Same rules as `llms_for_user` and `_live`.
 _ADMISSION_SQL = """
-SELECT l.*,
+SELECT {columns},
   EXISTS (SELECT 1 FROM serving_endpoint e WHERE e.llm_id = l.id AND e.enabled
           AND NOT e.draining AND e.health <> 'unhealthy') AS live_endpoint,
   (SELECT r.message_id FROM chat_response r
@@ -65,6 +68,14 @@ WHERE l.enabled
 ORDER BY l.is_default AND %(slug)s::text IS NULL DESC, l.position, l.slug
 LIMIT 1
 """
+
+
+@functools.cache
+def _admission() -> tuple[str, tuple[Field[Any, Any], ...]]:
+    """The admission query with the model's columns spelled out, and those fields."""
+    fields = tuple(LLM._meta.concrete_fields)
+    columns = ", ".join(f"l.{connection.ops.quote_name(f.column)}" for f in fields)
+    return _ADMISSION_SQL.format(columns=columns), fields
 
 
 def llm_for_user_with_live(
@@ -87,12 +98,20 @@ def llm_for_user_with_live(
         "slug": slug or None,
         "by_served_name": by_served_name,
     }
-    llm = next(iter(LLM.objects.raw(_ADMISSION_SQL, params)), None)
-    if llm is None:
+    sql, fields = _admission()
+    (rows,) = run_prepared([(sql, params)])
+    if not rows:
         raise ArborError(
             "not_found", f"No model named {slug!r}." if slug else "No model is set up."
         )
-    return llm, bool(llm.live_endpoint), llm.earlier  # type: ignore[attr-defined]
+    *values, live, earlier = rows[0]
+    # As the ORM does when it reads rows: each field converts its column's value.
+    values = [
+        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
+        for f, v in zip(fields, values, strict=True)
+    ]
+    llm = LLM.from_db(connection.alias, [f.attname for f in fields], values)
+    return llm, bool(live), earlier
 
 
 def _live(qs: QuerySet[Endpoint]) -> QuerySet[Endpoint]:
