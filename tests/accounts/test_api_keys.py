@@ -13,7 +13,7 @@ from django.test import Client
 from django.utils import timezone
 
 from webapp.accounts.models import ApiKey
-from webapp.accounts.services import create_api_key, user_for_api_key
+from webapp.accounts.services import api_key_for, create_api_key, user_for_api_key
 
 
 def get_with(raw: str) -> Any:
@@ -116,3 +116,28 @@ def test_a_key_writes_without_csrf_and_a_session_still_needs_it(
     assert browser.post(
         "/api/me/keys", {"name": "x"}, content_type="application/json"
     ).status_code in (401, 403)
+
+
+def test_the_gateways_lookup_gives_the_key_with_its_user_in_one_query(
+    alice: Any, django_assert_num_queries: Any
+) -> None:
+    key, raw = create_api_key(user=alice)
+    api_key_for(raw=raw)  # the first use of the minute also writes last_used_at
+    with django_assert_num_queries(1):
+        found = api_key_for(raw=raw)
+        assert found is not None and found.pk == key.pk
+        assert found.user == alice and found.user.username == "alice"
+        assert found.cancel_on_disconnect is True and found.created_at == key.created_at
+
+
+def test_the_gateways_lookup_refuses_revoked_inactive_and_unknown_keys(alice: Any) -> None:
+    key, raw = create_api_key(user=alice)
+    assert api_key_for(raw=raw + "x") is None
+    assert api_key_for(raw="sk-" + raw) is None
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+    assert api_key_for(raw=raw) is None
+    _key, other = create_api_key(user=alice)
+    assert api_key_for(raw=other) is not None
+    alice.is_active = False
+    alice.save()
+    assert api_key_for(raw=other) is None

@@ -9,6 +9,7 @@ not rely on it (see accounts/quota.py): they are safe on their own.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 import time
@@ -24,6 +25,7 @@ from webapp.accounts import quota
 from webapp.accounts.models import ApiKey, Profile
 from webapp.accounts.quota import QuotaRefused
 from webapp.chat.eventlog import sync_redis
+from webapp.common.db import columns_of, from_row, run_prepared
 from webapp.common.errors import ArborError
 
 ROLE_GROUPS = ("user", "annotator")
@@ -150,17 +152,33 @@ def user_for_api_key(*, raw: str) -> User | None:
     return key.user
 
 
+@functools.cache
+def _key_lookup() -> tuple[str, tuple[Any, ...], tuple[Any, ...]]:
+    key_columns, key_fields = columns_of(ApiKey, "k")
+    user_columns, user_fields = columns_of(User, "u")
+    sql = (
+        f"SELECT {key_columns}, {user_columns} FROM {ApiKey._meta.db_table} k"
+        f" JOIN {User._meta.db_table} u ON u.id = k.user_id"
+        " WHERE k.key_hash = %s AND k.revoked_at IS NULL AND u.is_active"
+    )
+    return sql, key_fields, user_fields
+
+
 def api_key_for(*, raw: str) -> ApiKey | None:
-    """Return the active key (with its active user) for this secret, or None."""
+    """Return the active key (with its active user) for this secret, or None.
+
+    A prepared query (it starts every gateway request, before the first token).
+    """
     if not raw.startswith(KEY_PREFIX) or len(raw) > 200:
         return None
-    key = (
-        ApiKey.objects.select_related("user")
-        .filter(key_hash=_hash_key(raw), revoked_at__isnull=True, user__is_active=True)
-        .first()
-    )
-    if key is not None:
-        _touch(key)
+    sql, key_fields, user_fields = _key_lookup()
+    (rows,) = run_prepared([(sql, [_hash_key(raw)])])
+    if not rows:
+        return None
+    row = rows[0]
+    key = from_row(ApiKey, key_fields, row[: len(key_fields)])
+    key.user = from_row(User, user_fields, row[len(key_fields) :])
+    _touch(key)
     return key
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from django.db import connection
@@ -23,6 +23,7 @@ from django.db.models import Field, Model
 
 Statement = tuple[str, Sequence[Any] | Mapping[str, Any]]
 Rows = list[tuple[Any, ...]]
+ModelT = TypeVar("ModelT", bound=Model)
 
 
 @functools.cache
@@ -48,6 +49,25 @@ def insert_statements(objs: Sequence[Model]) -> list[Statement]:
         obj._state.adding = False
         obj._state.db = connection.alias
     return out
+
+
+@functools.cache
+def columns_of(model: type[Model], alias: str) -> tuple[str, tuple[Field[Any, Any], ...]]:
+    """Return a SELECT list of the model's columns (qualified by `alias`), and its fields."""
+    fields = tuple(model._meta.concrete_fields)
+    quote = connection.ops.quote_name
+    return ", ".join(f"{alias}.{quote(f.column)}" for f in fields), fields
+
+
+def from_row(
+    model: type[ModelT], fields: Sequence[Field[Any, Any]], values: Sequence[Any]
+) -> ModelT:
+    """Build an instance from a row of `columns_of` values, converting them as the ORM does."""
+    converted = [
+        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
+        for f, v in zip(fields, values, strict=True)
+    ]
+    return model.from_db(connection.alias, [f.attname for f in fields], converted)
 
 
 def run_prepared(statements: Sequence[Statement]) -> list[Rows]:

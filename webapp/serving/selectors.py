@@ -10,7 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.db.models import Count, Field, Q, QuerySet
 
-from webapp.common.db import run_prepared
+from webapp.common.db import columns_of, from_row, run_prepared
 from webapp.common.errors import ArborError
 from webapp.serving.models import LLM, Endpoint
 
@@ -73,8 +73,7 @@ LIMIT 1
 @functools.cache
 def _admission() -> tuple[str, tuple[Field[Any, Any], ...]]:
     """The admission query with the model's columns spelled out, and those fields."""
-    fields = tuple(LLM._meta.concrete_fields)
-    columns = ", ".join(f"l.{connection.ops.quote_name(f.column)}" for f in fields)
+    columns, fields = columns_of(LLM, "l")
     return _ADMISSION_SQL.format(columns=columns), fields
 
 
@@ -105,13 +104,7 @@ def llm_for_user_with_live(
             "not_found", f"No model named {slug!r}." if slug else "No model is set up."
         )
     *values, live, earlier = rows[0]
-    # As the ORM does when it reads rows: each field converts its column's value.
-    values = [
-        f.from_db_value(v, None, connection) if hasattr(f, "from_db_value") else v
-        for f, v in zip(fields, values, strict=True)
-    ]
-    llm = LLM.from_db(connection.alias, [f.attname for f in fields], values)
-    return llm, bool(live), earlier
+    return from_row(LLM, fields, values), bool(live), earlier
 
 
 def _live(qs: QuerySet[Endpoint]) -> QuerySet[Endpoint]:
