@@ -61,6 +61,20 @@ async def test_every_hook_runs_on_the_event_loop(hook_threads: dict[str, set[int
     assert "Content-Security-Policy" in response
 
 
+@pytest.mark.django_db
+async def test_csrf_in_the_session_keeps_its_hooks_in_a_thread(
+    hook_threads: dict[str, set[int]],
+) -> None:
+    """With CSRF_USE_SESSIONS the secret is read from the session: a query, off the loop."""
+    with override_settings(CSRF_USE_SESSIONS=True):
+        response = await AsyncClient().get("/healthz")
+    assert response.status_code == 200
+    loop_thread = threading.get_ident()
+    assert loop_thread not in hook_threads["CsrfViewMiddleware.process_request"]
+    assert loop_thread not in hook_threads["CsrfViewMiddleware.process_response"]
+    assert hook_threads["SecurityMiddleware.process_request"] == {loop_thread}
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_a_changed_session_is_saved_from_a_thread(
     alice_committed: Any, hook_threads: dict[str, set[int]]

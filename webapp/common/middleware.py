@@ -113,15 +113,22 @@ class _InlineHooks(MiddlewareMixin):
     0.25 ms each on an idle machine, and a queue for that one thread under load),
     all before a gateway stream's first byte. The hooks of the middleware below
     do no I/O (headers, cookies, lazy objects), so they run inline; a subclass
-    names the cases that may do I/O (`_response_needs_thread`), which still go to
-    the thread. Under WSGI (and Django's test `Client`) nothing changes.
+    names the cases that may do I/O (`_response_needs_thread`, or
+    `_hooks_need_thread` for both hooks), which still go to the thread. Under WSGI (and Django's test `Client`) nothing changes.
     `process_view` is left to Django (it adapts it as before).
     """
+
+    def _hooks_need_thread(self) -> bool:
+        return False
 
     def _response_needs_thread(self, request: HttpRequest) -> bool:
         return False
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        if self._hooks_need_thread():
+            # Django's own way: every hook in its shared sync thread.
+            response_: HttpResponseBase = await super().__acall__(request)
+            return response_
         response: HttpResponseBase | None = None
         if hasattr(self, "process_request"):
             response = self.process_request(request)
@@ -154,9 +161,10 @@ class CommonMiddleware(_InlineHooks, _CommonMiddleware):
 
 
 class CsrfViewMiddleware(_InlineHooks, _CsrfViewMiddleware):
-    """CSRF: the secret is in a cookie (CSRF_USE_SESSIONS is off), checked in process_view."""
+    """CSRF: the secret is in a cookie, checked in process_view; in the session (a
+    query to load it) with CSRF_USE_SESSIONS, and then the hooks stay in the thread."""
 
-    def _response_needs_thread(self, request: HttpRequest) -> bool:
+    def _hooks_need_thread(self) -> bool:
         return bool(settings.CSRF_USE_SESSIONS)
 
 
