@@ -73,9 +73,9 @@ def from_row(
 def run_prepared(statements: Sequence[Statement]) -> list[Rows]:
     """Run the statements in one round trip, each prepared; return each one's rows.
 
-    They run in order in the current transaction (or each in its own, in
-    autocommit), each with its own snapshot; the first that fails stops the rest
-    and raises Django's error for it (e.g. `IntegrityError`). A statement that
+    They run in order, in the current transaction if there is one, each with its
+    own snapshot (READ COMMITTED); the first that fails stops the rest and raises
+    Django's error for it (e.g. `IntegrityError`). A statement that
     returns nothing gives `[]`. Like Django's cursor, this logs the statements
     when queries are recorded (`DEBUG`, `CaptureQueriesContext`).
     """
