@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from webapp.accounts.models import ApiKey
 from webapp.accounts.services import api_key_for, create_api_key, user_for_api_key
+from webapp.common.errors import ArborError
 
 
 def get_with(raw: str) -> Any:
@@ -141,3 +142,46 @@ def test_the_gateways_lookup_refuses_revoked_inactive_and_unknown_keys(alice: An
     alice.is_active = False
     alice.save()
     assert api_key_for(raw=other) is None
+
+
+def test_the_gateways_admission_runs_for_the_keys_owner_in_the_lookups_round_trip(
+    alice: Any, llm: Any, django_assert_num_queries: Any
+) -> None:
+    """`KeyQuery.owner` stands for the user in the admission query that runs beside
+    the lookup: the owner's groups and staff flag decide, and a key that does not
+    pass the lookup admits nothing."""
+    from django.contrib.auth.models import Group
+
+    from webapp.accounts.services import api_key_query
+    from webapp.common.db import run_prepared
+    from webapp.serving import selectors, services
+
+    restricted = services.upsert_llm(slug="staff-only", name="Staff only", served_model_name="x")
+    restricted.groups.add(Group.objects.get_or_create(name="staff-models")[0])
+    _key, raw = create_api_key(user=alice)
+    api_key_for(raw=raw)  # the first use of the minute also writes last_used_at
+
+    def admit(slug: str) -> tuple[Any, Any]:
+        query = api_key_query(raw=raw)
+        assert query is not None
+        admission = selectors.admission(who=query.owner, slug=slug, by_served_name=True)
+        key_rows, rows = run_prepared([query.statement, admission.statement])
+        key = query.key(key_rows)
+        try:
+            return key, admission.result(rows)
+        except ArborError as exc:
+            return key, exc.code
+
+    with django_assert_num_queries(2):  # two statements, one round trip
+        key, (model, live, earlier) = admit("deepseek-ai/DeepSeek-R1")
+    assert key is not None and key.user == alice
+    assert model == llm and model.slug == "deepseek-r1" and live is True and earlier is None
+    assert admit("staff-only") == (key, "not_found")
+    alice.groups.add(Group.objects.get(name="staff-models"))
+    assert admit("staff-only")[1][0] == restricted
+    alice.groups.clear()
+    alice.is_staff = True
+    alice.save()
+    assert admit("staff-only")[1][0] == restricted  # staff may use every model
+    ApiKey.objects.filter(user=alice).update(revoked_at=timezone.now())
+    assert admit("deepseek-r1") == (None, "not_found")

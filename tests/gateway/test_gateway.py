@@ -355,6 +355,24 @@ async def test_unknown_model_is_not_found(sdk: Any) -> None:
     assert info.value.body["param"] == "model" and info.value.body["code"] == "model_not_found"
 
 
+async def test_a_model_closed_to_the_keys_owner_is_not_found(sdk: Any) -> None:
+    from django.contrib.auth.models import Group
+
+    from webapp.serving import services
+
+    def restricted() -> None:
+        m = services.upsert_llm(slug="staff-only", name="Staff only", served_model_name="x")
+        m.groups.add(Group.objects.get_or_create(name="staff-models")[0])
+
+    await adb(restricted)
+    for model in ("staff-only", "x"):  # by slug and by served name
+        with pytest.raises(openai.NotFoundError) as info:
+            await sdk.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "hi"}]
+            )
+        assert info.value.body["code"] == "model_not_found"
+
+
 @pytest.mark.parametrize(
     ("fields", "param"),
     [

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import secrets
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,7 @@ from webapp.accounts import quota
 from webapp.accounts.models import ApiKey, Profile
 from webapp.accounts.quota import QuotaRefused
 from webapp.chat.eventlog import sync_redis
-from webapp.common.db import columns_of, from_row, run_prepared
+from webapp.common.db import Rows, Statement, columns_of, from_row, run_prepared
 from webapp.common.errors import ArborError
 
 ROLE_GROUPS = ("user", "annotator")
@@ -164,22 +165,58 @@ def _key_lookup() -> tuple[str, tuple[Any, ...], tuple[Any, ...]]:
     return sql, key_fields, user_fields
 
 
+# The same key's owner as one row (user_id, is_staff), for a query of another app
+# that runs in the lookup's round trip (the gateway's admission, `KeyQuery.owner`).
+_KEY_OWNER_SQL = (
+    f"SELECT k.user_id, u.is_staff FROM {ApiKey._meta.db_table} k"
+    f" JOIN {User._meta.db_table} u ON u.id = k.user_id"
+    " WHERE k.key_hash = %(key_hash)s AND k.revoked_at IS NULL AND u.is_active"
+)
+
+
+@dataclass(frozen=True)
+class KeyQuery:
+    """An API key lookup, to run in a round trip of the caller's (`run_prepared`).
+
+    `statement` reads the key with its user; `owner` is the SQL of one row
+    (user_id, is_staff) of the same key with its named parameters, for a
+    statement of the caller's that needs the user before the lookup has answered.
+    """
+
+    statement: Statement
+    owner: tuple[str, dict[str, Any]]
+
+    def key(self, rows: Rows) -> ApiKey | None:
+        """Decode the statement's rows: the active key with its active user, or None."""
+        if not rows:
+            return None
+        _, key_fields, user_fields = _key_lookup()
+        row = rows[0]
+        key = from_row(ApiKey, key_fields, row[: len(key_fields)])
+        key.user = from_row(User, user_fields, row[len(key_fields) :])
+        _touch(key)
+        return key
+
+
+def api_key_query(*, raw: str) -> KeyQuery | None:
+    """The lookup of this secret's key; None when it cannot be a key at all."""
+    if not raw.startswith(KEY_PREFIX) or len(raw) > 200:
+        return None
+    sql, _, _ = _key_lookup()
+    digest = _hash_key(raw)
+    return KeyQuery(statement=(sql, [digest]), owner=(_KEY_OWNER_SQL, {"key_hash": digest}))
+
+
 def api_key_for(*, raw: str) -> ApiKey | None:
     """Return the active key (with its active user) for this secret, or None.
 
     A prepared query (it starts every gateway request, before the first token).
     """
-    if not raw.startswith(KEY_PREFIX) or len(raw) > 200:
+    query = api_key_query(raw=raw)
+    if query is None:
         return None
-    sql, key_fields, user_fields = _key_lookup()
-    (rows,) = run_prepared([(sql, [_hash_key(raw)])])
-    if not rows:
-        return None
-    row = rows[0]
-    key = from_row(ApiKey, key_fields, row[: len(key_fields)])
-    key.user = from_row(User, user_fields, row[len(key_fields) :])
-    _touch(key)
-    return key
+    (rows,) = run_prepared([query.statement])
+    return query.key(rows)
 
 
 def _touch(key: ApiKey) -> None:

@@ -54,11 +54,12 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 
 from webapp.accounts.models import ApiKey
-from webapp.accounts.services import api_key_for
+from webapp.accounts.services import api_key_for, api_key_query
 from webapp.chat import services as chat
 from webapp.chat.events import Event
 from webapp.chat.hub import get_hub
 from webapp.chat.models import Conversation
+from webapp.common.db import run_prepared
 from webapp.common.errors import ArborError
 from webapp.gateway.chunks import DONE, Choice, Completion
 from webapp.gateway.protocol import (
@@ -70,6 +71,7 @@ from webapp.gateway.protocol import (
     parse_request,
 )
 from webapp.serving import selectors as serving
+from webapp.serving.models import LLM
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -176,11 +178,26 @@ def _engine_messages(req: ChatCompletionIn) -> list[dict[str, str]]:
 def _authenticate_and_start(
     *, token: str, req: ChatCompletionIn | None
 ) -> tuple[ApiKey | None, Started | None]:
-    key = api_key_for(raw=token)
-    if key is None or req is None:
-        return key, None
+    query = api_key_query(raw=token)
+    if query is None:
+        return None, None
+    if req is None:
+        (key_rows,) = run_prepared([query.statement])
+        return query.key(key_rows), None
+    # The key and the model's admission (for the key's owner) in one round trip.
+    admission = serving.admission(who=query.owner, slug=req.model, by_served_name=True)
+    key_rows, admission_rows = run_prepared([query.statement, admission.statement])
+    key = query.key(key_rows)
+    if key is None:
+        return None, None
     _check_size(req)
-    return key, _start(key=key, req=req)
+    try:
+        llm, live, _ = admission.result(admission_rows)
+    except ArborError:
+        raise _ModelNotFound(
+            f"The model '{req.model}' does not exist or you do not have access."
+        ) from None
+    return key, _start(key=key, req=req, llm=llm, live=live)
 
 
 def _check_size(req: ChatCompletionIn) -> None:
@@ -194,18 +211,9 @@ def _check_size(req: ChatCompletionIn) -> None:
         )
 
 
-def _start(*, key: ApiKey, req: ChatCompletionIn) -> Started:
-    """Resolve the model and create one queued response per choice (in one thread)."""
+def _start(*, key: ApiKey, req: ChatCompletionIn, llm: LLM, live: bool) -> Started:
+    """Create one queued response per choice (in one thread), for the admitted model."""
     user = key.user
-    try:
-        # The model and its liveness in one query, handed on to send_message.
-        llm, live, _ = serving.llm_for_user_with_live(
-            user=user, slug=req.model, by_served_name=True
-        )
-    except ArborError:
-        raise _ModelNotFound(
-            f"The model '{req.model}' does not exist or you do not have access."
-        ) from None
     asked_max = req.max_new_tokens
     if asked_max is not None and asked_max >= llm.context_length:
         param = "max_completion_tokens" if req.max_completion_tokens else "max_tokens"

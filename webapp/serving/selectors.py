@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import connection
 from django.db.models import Count, Field, Q, QuerySet
 
-from webapp.common.db import columns_of, from_row, run_prepared
+from webapp.common.db import Rows, Statement, columns_of, from_row, run_prepared
 from webapp.common.errors import ArborError
 from webapp.serving.models import LLM, Endpoint
 
@@ -50,31 +51,77 @@ def llm_for_user(*, user: AbstractBaseUser, slug: str | None) -> LLM:
 # as plain SQL: this runs first on every send, and the ORM's compile of the same
 # query cost more than Postgres' run of it (and Postgres' planning more than its run:
 # it goes prepared, see common.db). Same rules as `llms_for_user` and `_live`.
+# `who` is a query of one row (user_id, is_staff): the user as known to the caller,
+# or a lookup that runs in the same trip (the gateway's API key, see `admission`).
 _ADMISSION_SQL = """
+WITH who AS ({who})
 SELECT {columns},
   EXISTS (SELECT 1 FROM serving_endpoint e WHERE e.llm_id = l.id AND e.enabled
           AND NOT e.draining AND e.health <> 'unhealthy') AS live_endpoint,
   (SELECT r.message_id FROM chat_response r
-    WHERE r.user_id = %(user_id)s AND r.client_id = %(client_id)s) AS earlier
-FROM serving_llm l
+    WHERE r.user_id = who.user_id AND r.client_id = %(client_id)s) AS earlier
+FROM serving_llm l CROSS JOIN who
 WHERE l.enabled
-  AND (%(staff)s
+  AND (who.is_staff
        OR NOT EXISTS (SELECT 1 FROM serving_llm_groups lg WHERE lg.llm_id = l.id)
        OR EXISTS (SELECT 1 FROM serving_llm_groups lg
                   JOIN auth_user_groups ug ON ug.group_id = lg.group_id
-                  WHERE lg.llm_id = l.id AND ug.user_id = %(user_id)s))
+                  WHERE lg.llm_id = l.id AND ug.user_id = who.user_id))
   AND (%(slug)s::text IS NULL OR l.slug = %(slug)s
        OR (%(by_served_name)s AND l.served_model_name = %(slug)s))
 ORDER BY l.is_default AND %(slug)s::text IS NULL DESC, l.position, l.slug
 LIMIT 1
 """
+_KNOWN_USER = "SELECT %(user_id)s::bigint AS user_id, %(staff)s::boolean AS is_staff"
 
 
 @functools.cache
-def _admission() -> tuple[str, tuple[Field[Any, Any], ...]]:
-    """The admission query with the model's columns spelled out, and those fields."""
+def _admission(who: str) -> tuple[str, tuple[Field[Any, Any], ...]]:
+    """The admission query for this `who`, with the model's columns spelled out, and those fields."""
     columns, fields = columns_of(LLM, "l")
-    return _ADMISSION_SQL.format(columns=columns), fields
+    return _ADMISSION_SQL.format(columns=columns, who=who), fields
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A send's admission query, to run in a round trip of the caller's (`run_prepared`)."""
+
+    statement: Statement
+    slug: str | None
+    fields: tuple[Field[Any, Any], ...]
+
+    def result(self, rows: Rows) -> tuple[LLM, bool, Any]:
+        """Decode the statement's rows: the model, whether it is live, the earlier response.
+
+        Raise `not_found` when no model of that name is open to the user.
+        """
+        if not rows:
+            slug = self.slug
+            raise ArborError(
+                "not_found", f"No model named {slug!r}." if slug else "No model is set up."
+            )
+        *values, live, earlier = rows[0]
+        return from_row(LLM, self.fields, values), bool(live), earlier
+
+
+def admission(
+    *,
+    who: tuple[str, Mapping[str, Any]],
+    slug: str | None,
+    client_id: str | None = None,
+    by_served_name: bool = False,
+) -> Admission:
+    """The query behind `llm_for_user_with_live`, for a user given as `who`: the SQL
+    of one row (user_id, is_staff) and its named parameters."""
+    who_sql, who_params = who
+    sql, fields = _admission(who_sql)
+    params = {
+        **who_params,
+        "client_id": client_id or None,
+        "slug": slug or None,
+        "by_served_name": by_served_name,
+    }
+    return Admission(statement=(sql, params), slug=slug, fields=fields)
 
 
 def llm_for_user_with_live(
@@ -90,21 +137,12 @@ def llm_for_user_with_live(
     `by_served_name`: `slug` may also be the model's served name (the gateway's
     `model`); the first match in the registry's order wins.
     """
-    params = {
-        "user_id": user.pk,
-        "client_id": client_id or None,
-        "staff": bool(getattr(user, "is_staff", False)),
-        "slug": slug or None,
-        "by_served_name": by_served_name,
-    }
-    sql, fields = _admission()
-    (rows,) = run_prepared([(sql, params)])
-    if not rows:
-        raise ArborError(
-            "not_found", f"No model named {slug!r}." if slug else "No model is set up."
-        )
-    *values, live, earlier = rows[0]
-    return from_row(LLM, fields, values), bool(live), earlier
+    who = {"user_id": user.pk, "staff": bool(getattr(user, "is_staff", False))}
+    query = admission(
+        who=(_KNOWN_USER, who), slug=slug, client_id=client_id, by_served_name=by_served_name
+    )
+    (rows,) = run_prepared([query.statement])
+    return query.result(rows)
 
 
 def _live(qs: QuerySet[Endpoint]) -> QuerySet[Endpoint]:
