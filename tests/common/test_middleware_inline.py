@@ -33,7 +33,7 @@ def hook_threads(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[int]]:
     """Record the thread each middleware hook runs on."""
     seen: dict[str, set[int]] = {}
     for cls in INLINE:
-        for hook in ("process_request", "process_response"):
+        for hook in ("process_request", "process_view", "process_response"):
             original = getattr(cls, hook, None)
             if original is None:
                 continue
@@ -55,6 +55,7 @@ async def test_every_hook_runs_on_the_event_loop(hook_threads: dict[str, set[int
     assert {name.split(".")[0] for name in hook_threads} == {cls.__name__ for cls in INLINE}
     loop_thread = threading.get_ident()
     assert all(threads == {loop_thread} for threads in hook_threads.values()), hook_threads
+    assert hook_threads["CsrfViewMiddleware.process_view"] == {loop_thread}
     # The hooks did their work: the headers they set are there.
     assert response["X-Frame-Options"] == "DENY"
     assert response["X-Content-Type-Options"] == "nosniff"
@@ -73,6 +74,28 @@ async def test_csrf_in_the_session_keeps_its_hooks_in_a_thread(
     assert loop_thread not in hook_threads["CsrfViewMiddleware.process_request"]
     assert loop_thread not in hook_threads["CsrfViewMiddleware.process_response"]
     assert hook_threads["SecurityMiddleware.process_request"] == {loop_thread}
+
+
+@pytest.mark.django_db
+async def test_csrf_checks_a_form_post_in_a_thread_and_still_refuses_it(
+    hook_threads: dict[str, set[int]],
+) -> None:
+    """An unsafe method on a protected view may make the check parse the body: off the loop."""
+    response = await AsyncClient(enforce_csrf_checks=True).post(
+        "/accounts/login/", {"username": "alice", "password": "x"}
+    )
+    assert response.status_code == 403
+    assert threading.get_ident() not in hook_threads["CsrfViewMiddleware.process_view"]
+
+
+@pytest.mark.django_db
+async def test_csrf_passes_an_exempt_view_on_the_loop(hook_threads: dict[str, set[int]]) -> None:
+    """The gateway's POST is exempt (it takes a key, not a cookie): nothing to read but flags."""
+    response = await AsyncClient(enforce_csrf_checks=True).post(
+        "/v1/chat/completions", {}, content_type="application/json"
+    )
+    assert response.status_code == 401  # past CSRF, refused by the view for want of a key
+    assert hook_threads["CsrfViewMiddleware.process_view"] == {threading.get_ident()}
 
 
 @pytest.mark.django_db(transaction=True)

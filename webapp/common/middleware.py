@@ -3,6 +3,7 @@ Django's middleware with their hooks run on the event loop."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +25,8 @@ from django.utils.deprecation import MiddlewareMixin
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 API_PREFIX = "/api/"
+# The methods Django's CSRF check lets through without looking at the body (RFC 9110's safe ones).
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _REWRITE = {
     404: ("not_found", "Not found."),
     405: ("invalid_request", "This method is not allowed here."),
@@ -115,7 +118,7 @@ class _InlineHooks(MiddlewareMixin):
     do no I/O (headers, cookies, lazy objects), so they run inline; a subclass
     names the cases that may do I/O (`_response_needs_thread`, or
     `_hooks_need_thread` for both hooks), which still go to the thread. Under WSGI (and Django's test `Client`) nothing changes.
-    `process_view` is left to Django (it adapts it as before).
+    `process_view` is left to Django (it adapts it as before), but for CSRF's.
     """
 
     def _hooks_need_thread(self) -> bool:
@@ -162,10 +165,40 @@ class CommonMiddleware(_InlineHooks, _CommonMiddleware):
 
 class CsrfViewMiddleware(_InlineHooks, _CsrfViewMiddleware):
     """CSRF: the secret is in a cookie, checked in process_view; in the session (a
-    query to load it) with CSRF_USE_SESSIONS, and then the hooks stay in the thread."""
+    query to load it) with CSRF_USE_SESSIONS, and then the hooks stay in the thread.
+
+    `process_view` runs on the loop too where it cannot touch the body: for views
+    exempt from CSRF (the gateway) and safe methods it only reads headers and the
+    cookie. Otherwise it may parse the form (`request.POST`, temporary files for
+    uploads), and goes to the thread as in Django.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        super().__init__(get_response)
+        in_async_chain = iscoroutinefunction(self)
+        if in_async_chain:
+            # Django adapts the hook by its kind: a coroutine function is awaited as is.
+            self.process_view = self._process_view_async  # type: ignore[method-assign,assignment]
 
     def _hooks_need_thread(self) -> bool:
         return bool(settings.CSRF_USE_SESSIONS)
+
+    async def _process_view_async(
+        self,
+        request: HttpRequest,
+        callback: Callable[..., Any],
+        callback_args: tuple[Any, ...],
+        callback_kwargs: dict[str, Any],
+    ) -> HttpResponseBase | None:
+        # The class's hook (Django's), not this instance's attribute.
+        check = functools.partial(
+            type(self).process_view, self, request, callback, callback_args, callback_kwargs
+        )
+        inline = getattr(callback, "csrf_exempt", False) or request.method in SAFE_METHODS
+        if self._hooks_need_thread() or not inline:
+            response: HttpResponseBase | None = await sync_to_async(check, thread_sensitive=True)()
+            return response
+        return check()
 
 
 class AuthenticationMiddleware(_InlineHooks, _AuthenticationMiddleware):
