@@ -398,6 +398,41 @@ async def test_invalid_body_is_bad_request_naming_the_parameter(
     assert info.value.body["type"] == "invalid_request_error"
 
 
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        # Raw JSON: the escapes decode to a NUL or a lone surrogate, which Postgres cannot store.
+        (
+            b'{"model": "deepseek-r1\\u0000", "messages": [{"role": "user", "content": "hi"}]}',
+            "model",
+        ),
+        (b'{"model": "\\ud800", "messages": [{"role": "user", "content": "hi"}]}', "model"),
+        (
+            b'{"model": "deepseek-r1", "messages": [{"role": "user", "content": "hi \\udfff"}]}',
+            "messages.[0].content",
+        ),
+        (
+            b'{"model": "deepseek-r1", "stop": ["ok", "a\\u0000"],'
+            b' "messages": [{"role": "user", "content": "hi"}]}',
+            "stop.[1]",
+        ),
+    ],
+)
+async def test_text_postgres_cannot_store_is_bad_request_and_a_bad_key_still_401(
+    live: Any, alice_key: str, llm: Any, body: bytes, param: str
+) -> None:
+    async with httpx.AsyncClient(base_url=live.web_url, timeout=60) as http:
+        for key, status in ((alice_key, 400), ("arb_wrong", 401)):
+            response = await http.post(
+                "/v1/chat/completions",
+                content=body,
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+            )
+            assert response.status_code == status, response.text
+            if status == 400:
+                assert response.json()["error"]["param"] == param
+
+
 async def test_too_large_is_413(sdk: Any) -> None:
     from django.conf import settings
 
