@@ -157,21 +157,23 @@ def user_for_api_key(*, raw: str) -> User | None:
 def _key_lookup() -> tuple[str, tuple[Any, ...], tuple[Any, ...]]:
     key_columns, key_fields = columns_of(ApiKey, "k")
     user_columns, user_fields = columns_of(User, "u")
-    sql = (
-        f"SELECT {key_columns}, {user_columns} FROM {ApiKey._meta.db_table} k"
-        f" JOIN {User._meta.db_table} u ON u.id = k.user_id"
-        " WHERE k.key_hash = %s AND k.revoked_at IS NULL AND u.is_active"
-    )
+    sql = f"SELECT {key_columns}, {user_columns} {_active_key_where('%s')}"
     return sql, key_fields, user_fields
 
 
-# The same key's owner as one row (user_id, is_staff), for a query of another app
-# that runs in the lookup's round trip (the gateway's admission, `KeyQuery.owner`).
-_KEY_OWNER_SQL = (
-    f"SELECT k.user_id, u.is_staff FROM {ApiKey._meta.db_table} k"
-    f" JOIN {User._meta.db_table} u ON u.id = k.user_id"
-    " WHERE k.key_hash = %(key_hash)s AND k.revoked_at IS NULL AND u.is_active"
-)
+def _active_key_where(key_hash: str) -> str:
+    """FROM and WHERE of an active key with its active user, by the hash's placeholder."""
+    return (
+        f"FROM {ApiKey._meta.db_table} k JOIN {User._meta.db_table} u ON u.id = k.user_id"
+        f" WHERE k.key_hash = {key_hash} AND k.revoked_at IS NULL AND u.is_active"
+    )
+
+
+@functools.cache
+def _key_owner() -> str:
+    """The same key's owner as one row (user_id, is_staff), for a query of another app
+    that runs in the lookup's round trip (the gateway's admission, `KeyQuery.owner`)."""
+    return f"SELECT k.user_id, u.is_staff {_active_key_where('%(key_hash)s')}"
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ def api_key_query(*, raw: str) -> KeyQuery | None:
         return None
     sql, _, _ = _key_lookup()
     digest = _hash_key(raw)
-    return KeyQuery(statement=(sql, [digest]), owner=(_KEY_OWNER_SQL, {"key_hash": digest}))
+    return KeyQuery(statement=(sql, [digest]), owner=(_key_owner(), {"key_hash": digest}))
 
 
 def api_key_for(*, raw: str) -> ApiKey | None:

@@ -171,6 +171,9 @@ class CsrfViewMiddleware(_InlineHooks, _CsrfViewMiddleware):
     exempt from CSRF (the gateway) and safe methods it only reads headers and the
     cookie. Otherwise it may parse the form (`request.POST`, temporary files for
     uploads), and goes to the thread as in Django.
+
+    For MIDDLEWARE only: `decorator_from_middleware` calls `process_view` without
+    awaiting it, so decorate views with Django's `csrf_protect`, not with this class.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:

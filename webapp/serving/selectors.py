@@ -116,11 +116,13 @@ def admission(
     who_sql, who_params = who
     sql, fields = _admission(who_sql)
     params = {
-        **who_params,
         "client_id": client_id or None,
         "slug": slug or None,
         "by_served_name": by_served_name,
     }
+    # One namespace for both queries' placeholders: `who` may not shadow the admission's.
+    assert not params.keys() & who_params.keys(), sorted(params.keys() & who_params.keys())
+    params.update(who_params)
     return Admission(statement=(sql, params), slug=slug, fields=fields)
 
 
