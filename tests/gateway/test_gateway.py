@@ -416,10 +416,12 @@ async def test_invalid_body_is_bad_request_naming_the_parameter(
             b' "messages": [{"role": "user", "content": "hi"}]}',
             "stop.[1]",
         ),
+        # Deep enough to exhaust the JSON parser's recursion, well under the size limit.
+        (b'{"model": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", None),
     ],
 )
-async def test_text_postgres_cannot_store_is_bad_request_and_a_bad_key_still_401(
-    live: Any, alice_key: str, llm: Any, body: bytes, param: str
+async def test_unstorable_text_or_deep_nesting_is_bad_request_and_a_bad_key_still_401(
+    live: Any, alice_key: str, llm: Any, body: bytes, param: str | None
 ) -> None:
     async with httpx.AsyncClient(base_url=live.web_url, timeout=60) as http:
         for key, status in ((alice_key, 400), ("arb_wrong", 401)):

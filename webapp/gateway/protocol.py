@@ -111,6 +111,8 @@ def parse_request(body: bytes, content_type: str) -> ChatCompletionIn:
         data = json.loads(body)
     except ValueError as exc:
         raise InvalidRequest(f"The body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidRequest("The body is nested too deeply.") from None
     if not isinstance(data, dict):
         raise InvalidRequest("The body must be a JSON object.")
     try:
