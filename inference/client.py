@@ -238,7 +238,7 @@ def _error_message(raw: bytes) -> str:
     text = raw.decode("utf-8", errors="replace").strip()
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's limit
         return text[:_MAX_MESSAGE_CHARS] or "(empty body)"
     if isinstance(data, dict):
         err = data.get("error")
@@ -366,7 +366,7 @@ class SGLangClient:
             raise self._refused_from_status(resp.status_code, resp.content[:_MAX_ERROR_BODY])
         try:
             return resp.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise EngineProtocolError("protocol_error", f"{path} returned non-JSON") from None
 
     # ---- streaming chat
@@ -500,7 +500,7 @@ class SGLangClient:
     def _parse_chunk(self, payload: str) -> list[Event]:
         try:
             obj = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # a hostile engine can nest past the limit
             raise EngineProtocolError(
                 "protocol_error", f"non-JSON SSE data: {self._scrub(payload[:80])!r}"
             ) from None
@@ -585,7 +585,7 @@ class SGLangClient:
             raise self._refused_from_status(resp.status_code, resp.content[:_MAX_ERROR_BODY])
         try:
             data = resp.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise EngineProtocolError("protocol_error", f"{path} returned non-JSON") from None
         if not isinstance(data, dict):
             raise EngineProtocolError("protocol_error", f"{path} returned a non-object")

@@ -223,6 +223,15 @@ async def test_error_bodies(status: int, body: Any, message: str, retryable: boo
     )
 
 
+async def test_an_error_body_nested_past_the_parsers_limit_is_kept_as_text() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    client = mock_client(lambda r: httpx.Response(503, content=deep))
+    with pytest.raises(EngineRefused) as exc:
+        await collect(client, req())
+    assert (exc.value.status, exc.value.retryable) == (503, True)
+    assert exc.value.message == "[" * 2000  # the body as text, cut to the message limit
+
+
 async def test_emulator_refusals(emu: Any, live_auth: Any) -> None:
     client = SGLangClient(emu.url)
     with pytest.raises(EngineRefused) as exc:
@@ -316,6 +325,7 @@ async def test_malformed_line(emu: Any) -> None:
         b"data: [1, 2]\n\n",
         b'data: {"choices": {"index": 0}}\n\n',
         b'data: {"choices": [{"delta": {"content": 5}}]}\n\n',
+        b"data: " + b"[" * 100_000 + b"]" * 100_000 + b"\n\n",  # past the parser's recursion
     ],
 )
 async def test_protocol_errors(body: bytes) -> None:
