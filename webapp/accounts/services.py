@@ -140,17 +140,8 @@ def create_api_key(*, user: User, name: str = "") -> tuple[ApiKey, str]:
 
 def user_for_api_key(*, raw: str) -> User | None:
     """Return the active user owning this key, or None."""
-    if not raw.startswith(KEY_PREFIX) or len(raw) > 200:
-        return None
-    key = (
-        ApiKey.objects.select_related("user")
-        .filter(key_hash=_hash_key(raw), revoked_at__isnull=True, user__is_active=True)
-        .first()
-    )
-    if key is None:
-        return None
-    _touch(key)
-    return key.user
+    key = api_key_for(raw=raw)
+    return None if key is None else key.user
 
 
 @functools.cache
