@@ -365,9 +365,20 @@ def test_after_seq_beyond_redis_stream_ids_is_refused() -> None:
     assert exc.code == "invalid_request"
 
 
-def test_escaped_lone_surrogate_in_json_is_refused_or_parsed() -> None:
+@pytest.mark.parametrize("escape", ["\\ud800", "\\udfff", "a\\u0000b"])
+def test_text_postgres_cannot_store_is_refused_naming_the_field(escape: str) -> None:
+    """Valid JSON in a valid UTF-8 frame can still decode to a lone surrogate or a NUL."""
     for field in ("content", "req", "model", "client_id"):
-        _check('{"type":"chat.send","content":"x","' + field + '":"\\ud800"}')
+        text = '{"type":"chat.send","req":"r1","content":"x","' + field + '":"' + escape + '"}'
+        with pytest.raises(ArborError) as exc:
+            parse_frame(text, max_bytes=MAX)
+        assert exc.value.code == "invalid_request"
+        assert exc.value.message.startswith(f"{field}: contains a NUL")
+        assert exc.value.req == (None if field == "req" else "r1")  # never echo it back
+    text = '{"type":"chat.send","content":"x","params":{"stop":["\\ud800"]}}'
+    with pytest.raises(ArborError) as exc:
+        parse_frame(text, max_bytes=MAX)
+    assert exc.value.message.startswith("params.stop.0: ")
 
 
 @hsettings(max_examples=30, deadline=None)

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from webapp.common.errors import ArborError
+from webapp.common.text import first_unstorable
 
 Req = Annotated[str, Field(max_length=64)]
 
@@ -100,6 +101,14 @@ def parse_frame(text: str | None, *, max_bytes: int) -> tuple[Any, str | None]:
     if data.get("type") not in TYPES:
         raise ArborError(
             "invalid_request", f"Unknown frame type; expected one of {', '.join(TYPES)}.", req=req
+        )
+    bad = first_unstorable(data)
+    if bad is not None:
+        where = ".".join(str(p) for p in bad)
+        raise ArborError(
+            "invalid_request",
+            f"{where}: contains a NUL character or an unpaired surrogate.",
+            req=None if bad == ("req",) else req,
         )
     try:
         return _adapter.validate_python(data), req

@@ -14,6 +14,7 @@ from django.http import JsonResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from webapp.common.errors import ArborError
+from webapp.common.text import first_unstorable
 
 # More choices per request than this is refused (each choice is one engine request).
 MAX_N = 8
@@ -125,38 +126,12 @@ def parse_request(body: bytes, content_type: str) -> ChatCompletionIn:
         ) from None
     if request.messages[-1].role != "user":
         raise InvalidRequest("The last message must be a user message.", param="messages")
-    bad = _unstorable(request.model_dump(include={"model", "messages", "stop"}), ())
+    bad = first_unstorable(request.model_dump(include={"model", "messages", "stop"}))
     if bad is not None:
-        # JSON can carry both (`\u0000`, a lone `\ud800`); Postgres text cannot.
         raise InvalidRequest(
             "The request contains a NUL character or an unpaired surrogate.", param=_param(bad)
         )
     return request
-
-
-def _unstorable(value: Any, loc: tuple[int | str, ...]) -> tuple[int | str, ...] | None:
-    """The location of the first string that cannot be stored as text, or None."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            return loc
-        if value.isascii():
-            return None
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return loc
-        return None
-    if isinstance(value, dict):
-        items: Any = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return None
-    for key, item in items:
-        found = _unstorable(item, (*loc, key))
-        if found is not None:
-            return found
-    return None
 
 
 # --- errors ------------------------------------------------------------------------------
